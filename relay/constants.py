@@ -1,0 +1,38 @@
+"""Names and defaults that several modules share."""
+
+from __future__ import annotations
+
+#: The SUBMAIL products a SUBHOOK can belong to.
+PRODUCTS: tuple[str, ...] = ("sms", "internationalsms", "mms")
+
+#: SUBMAIL spells the event ``unknown`` as ``unkown`` in several docs; both are one event.
+EVENT_ALIASES: dict[str, str] = {"unkown": "unknown"}
+
+#: Fields SUBMAIL adds to every push that are not part of the event itself.
+SIGNING_FIELDS: tuple[str, ...] = ("token", "signature")
+
+#: The JSON Schema dialect of every generated event schema.
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+#: Where the generated event schemas claim to live (``$id`` prefix); never fetched.
+SCHEMA_ID_BASE = "https://subhook-relay.invalid/schemas/"
+
+#: File name of the config schema inside the bundled schema folder.
+CONFIG_SCHEMA_FILE = "config.schema.json"
+
+DEFAULT_LISTEN = "0.0.0.0:8080"
+DEFAULT_STORE = "sqlite:///relay.db"
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_MAX_IN_FLIGHT = 16
+DEFAULT_MAX_ATTEMPTS = 10
+DEFAULT_INITIAL_DELAY_S = 1.0
+DEFAULT_MAX_DELAY_S = 600.0
+DEFAULT_MAX_AGE_S = 48 * 3600.0
+#: SUBMAIL re-pushes for more than a day; a token must be remembered at least that long.
+DEFAULT_REPLAY_PAST_S = 72 * 3600.0
+DEFAULT_REPLAY_FUTURE_S = 300.0
+
+
+def canonical_event(name: str) -> str:
+    """The one name of an event, whatever SUBMAIL's spelling."""
+    return EVENT_ALIASES.get(name, name)

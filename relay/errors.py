@@ -1,0 +1,56 @@
+"""Every error the relay raises on purpose.
+
+    RelayError
+     ├── ConfigError            the config file cannot be used (each problem names its key path)
+     ├── DocParseError          a SUBMAIL doc could not be turned into schemas
+     ├── SchemaLoadError        an event schema file is missing or is not valid JSON Schema
+     └── PushRejected           a push is refused; carries the HTTP status and a problem list
+          ├── SignatureInvalid  401: signature missing or not made with a configured key
+          └── EventInvalid      422: unknown event, or the schema rejects the fields
+
+Foreign exceptions (yaml, jsonschema, aiohttp, sqlite3) are translated at the module that
+touches them, always with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    """Root of the relay's own errors."""
+
+
+class ConfigError(RelayError):
+    """The config cannot be loaded; ``problems`` lists each one with its key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class DocParseError(RelayError):
+    """A SUBMAIL doc has a layout the schema generator does not understand."""
+
+
+class SchemaLoadError(RelayError):
+    """An event schema could not be loaded."""
+
+
+class PushRejected(RelayError):
+    """A push is refused with an HTTP status; ``problems`` name what is wrong."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+class SignatureInvalid(PushRejected):
+    status = 401
+    code = "invalid_signature"
+
+
+class EventInvalid(PushRejected):
+    status = 422
+    code = "invalid_event"
