@@ -1,0 +1,113 @@
+"""Event schemas: loaded once, compiled once, failures that name the field and the rule.
+
+The bundled schemas are the ones `relay schemas build` generated from SUBMAIL's docs. An
+operator's folder (``schemas_dir`` in the config) holds ``<product>/<event>.json`` files
+that add events or replace bundled ones.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+import relay
+from relay.constants import canonical_event
+from relay.errors import EventInvalid, SchemaLoadError
+
+_INTEGER_LIKE_MESSAGE = "must be an integer or a string of digits"
+
+
+def bundled_schema_dir() -> Path:
+    """The schemas shipped in the package, or the source tree's when run from a checkout."""
+    package = Path(relay.__file__).resolve().parent
+    installed = package / "bundled_schemas"
+    return installed if installed.is_dir() else package.parent / "schemas"
+
+
+def _read_schemas(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(folder.glob("*/*.json")):
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except (OSError, ValueError, jsonschema.SchemaError) as exc:
+            raise SchemaLoadError(f"{path}: {exc}") from exc
+        found[(path.parent.name, canonical_event(path.stem))] = schema
+    return found
+
+
+def _describe(error: ValidationError) -> str:
+    """``field: rule`` for one jsonschema failure."""
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        return f"{missing}: required"
+    where = ".".join(str(p) for p in error.absolute_path) or "(push)"
+    if error.validator == "anyOf" and _is_integer_like(error.schema):
+        return f"{where}: {_INTEGER_LIKE_MESSAGE}"
+    if error.validator == "type":
+        return f"{where}: must be of type {error.validator_value}"
+    if error.validator == "enum":
+        values = error.validator_value if isinstance(error.validator_value, list) else []
+        allowed = " or ".join(repr(v) for v in values)
+        return f"{where}: must be {allowed}"
+    return f"{where}: {error.message}"
+
+
+def _is_integer_like(schema: Any) -> bool:
+    if not isinstance(schema, Mapping):
+        return False
+    branches = schema.get("anyOf", [])
+    return {b.get("type") for b in branches if isinstance(b, Mapping)} == {"integer", "string"}
+
+
+@dataclass(frozen=True)
+class EventSchemas:
+    """Compiled validators keyed by (product, event)."""
+
+    validators: Mapping[tuple[str, str], jsonschema.protocols.Validator]
+
+    @classmethod
+    def load(cls, override_dir: Path | None = None) -> EventSchemas:
+        schemas = _read_schemas(bundled_schema_dir())
+        if not schemas:
+            raise SchemaLoadError(f"no event schemas found in {bundled_schema_dir()}")
+        if override_dir is not None:
+            if not override_dir.is_dir():
+                raise SchemaLoadError(f"schemas_dir {override_dir} is not a folder")
+            schemas.update(_read_schemas(override_dir))
+        return cls(
+            {key: jsonschema.Draft202012Validator(schema) for key, schema in schemas.items()}
+        )
+
+    def events(self, product: str) -> list[str]:
+        return sorted(e for p, e in self.validators if p == product)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(sorted(self.validators))
+
+    def problems(self, product: str, fields: Mapping[str, Any]) -> list[str]:
+        """Every reason the push is not a valid event of ``product``; empty when it is."""
+        raw_event = fields.get("events")
+        if raw_event is None:
+            return ["events: required"]
+        if not isinstance(raw_event, str):
+            return ["events: must be of type string"]
+        validator = self.validators.get((product, canonical_event(raw_event)))
+        if validator is None:
+            known = ", ".join(self.events(product))
+            return [f"events: unknown event {raw_event!r} for product {product} (known: {known})"]
+        errors = sorted(validator.iter_errors(dict(fields)), key=lambda e: list(e.path))
+        return [_describe(e) for e in errors]
+
+    def validate(self, product: str, fields: Mapping[str, Any]) -> str:
+        """The canonical event name of a valid push; raises EventInvalid otherwise."""
+        problems = self.problems(product, fields)
+        if problems:
+            raise EventInvalid(problems)
+        return canonical_event(str(fields["events"]))

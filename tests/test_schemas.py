@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relay import docs2schema
+from relay.errors import EventInvalid, SchemaLoadError
+from relay.schemas import EventSchemas
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def doc_examples(docs_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """(product, section event, repaired example) for every example push in the docs."""
+    found = []
+    for path in docs2schema.doc_files(docs_dir):
+        for section in docs2schema.parse_doc(path.read_text(encoding="utf-8")):
+            for example in section.examples:
+                found.append((docs2schema.product_of(path), section.event, example.fields))
+    return found
+
+
+@pytest.fixture(scope="module")
+def schemas() -> EventSchemas:
+    return EventSchemas.load()
+
+
+def _schema(schemas: EventSchemas, product: str, event: str) -> dict[str, Any]:
+    schema = schemas.validators[(product, event)].schema
+    assert isinstance(schema, dict)
+    return schema
+
+
+def _fixed(event: str, fields: dict[str, Any]) -> dict[str, Any]:
+    return {**fields, "events": event}
+
+
+def test_doc_examples_name_their_section_but_one(docs_dir: Path) -> None:
+    """Only the known doc quirk labels an example with another event than its section."""
+    mislabelled = [
+        (product, event, fields["events"])
+        for product, event, fields in doc_examples(docs_dir)
+        if EventSchemas.load().validate(product, _fixed(event, fields)) != event
+        or fields["events"] not in (event, "unkown")
+    ]
+    assert mislabelled == [("internationalsms", "template_reject", "template_accept")]
+
+
+def test_every_doc_example_validates(docs_dir: Path, schemas: EventSchemas) -> None:
+    """Each repaired doc example is a valid push of its event."""
+    examples = doc_examples(docs_dir)
+    assert len(examples) == 32
+    for product, event, fields in examples:
+        assert schemas.problems(product, _fixed(event, fields)) == [], (product, event)
+
+
+def test_examples_with_unknown_fields_validate(docs_dir: Path, schemas: EventSchemas) -> None:
+    """Newer docs add fields (operator, location ...): a schema never rejects them."""
+    for product, event, fields in doc_examples(docs_dir):
+        extra = {**_fixed(event, fields), "operator": "cmcc", "location": "上海", "x_new": 7}
+        assert schemas.problems(product, extra) == [], (product, event)
+
+
+def test_each_required_field_removed_fails_naming_it(docs_dir: Path, schemas: EventSchemas) -> None:
+    """Dropping any required field fails with `<field>: required`."""
+    checked = 0
+    for product, event, fields in doc_examples(docs_dir):
+        push = _fixed(event, fields)
+        required = _schema(schemas, product, event)["required"]
+        for name in required:
+            if name == "events":
+                continue
+            broken = {k: v for k, v in push.items() if k != name}
+            assert schemas.problems(product, broken) == [f"{name}: required"]
+            with pytest.raises(EventInvalid, match=f"{name}: required"):
+                schemas.validate(product, broken)
+            checked += 1
+    assert checked > 150
+
+
+def test_each_field_of_wrong_type_fails_naming_it(docs_dir: Path, schemas: EventSchemas) -> None:
+    """A string field given a number, an integer-like field given letters: both named."""
+    for product, event, fields in doc_examples(docs_dir):
+        push = _fixed(event, fields)
+        for name in push:
+            if name == "events":
+                continue
+            if name in ("app", "timestamp"):
+                broken, message = {**push, name: "12ab"}, "must be an integer or a string of digits"
+            else:
+                broken, message = {**push, name: 12345}, "must be of type string"
+            assert schemas.problems(product, broken) == [f"{name}: {message}"], (product, event)
+        if "tag" in _schema(schemas, product, event)["properties"]:
+            tagged = {**push, "tag": ["a"]}
+            assert schemas.problems(product, tagged) == ["tag: must be of type string"]
+
+
+def test_app_and_timestamp_accept_numbers_and_digit_strings(schemas: EventSchemas) -> None:
+    """Form pushes send `app` and `timestamp` as strings, JSON pushes as numbers."""
+    base = {"events": "mo", "address": "138", "content": "hi", "token": "t", "signature": "s"}
+    for app, ts in ((1, 2), ("1", "2"), (12345, "1415014855")):
+        assert schemas.problems("sms", {**base, "app": app, "timestamp": ts}) == []
+    assert schemas.problems("sms", {**base, "app": -1, "timestamp": 1}) == [
+        "app: must be an integer or a string of digits"]
+    assert schemas.problems("sms", {**base, "app": 1.5, "timestamp": 1}) == [
+        "app: must be an integer or a string of digits"]
+
+
+def test_unknown_event_and_missing_events_are_named(schemas: EventSchemas) -> None:
+    """An event the product does not have, or no `events` at all, is a clear failure."""
+    assert schemas.problems("sms", {"token": "t"}) == ["events: required"]
+    (problem,) = schemas.problems("internationalsms", {"events": "mo"})
+    assert problem.startswith("events: unknown event 'mo' for product internationalsms")
+    assert schemas.problems("sms", {"events": ["mo"]}) == ["events: must be of type string"]
+
+
+def test_unkown_spelling_validates_as_unknown(schemas: EventSchemas) -> None:
+    """`unkown` and `unknown` are one event."""
+    push = {"events": "unkown", "address": "1", "app": 1, "send_id": "s", "timestamp": 1,
+            "token": "t", "signature": "s"}
+    assert schemas.validate("sms", push) == "unknown"
+    assert schemas.validate("sms", {**push, "events": "unknown"}) == "unknown"
+
+
+def test_operator_folder_adds_and_overrides(tmp_path: Path, schemas: EventSchemas) -> None:
+    """`schemas_dir` adds new events and replaces bundled ones."""
+    (tmp_path / "sms").mkdir()
+    strict_mo = {"type": "object", "required": ["events", "content", "keyword"]}
+    (tmp_path / "sms" / "mo.json").write_text(json.dumps(strict_mo), encoding="utf-8")
+    (tmp_path / "sms" / "report_new.json").write_text('{"type": "object"}', encoding="utf-8")
+    custom = EventSchemas.load(tmp_path)
+    push = {"events": "mo", "content": "hi"}
+    assert custom.problems("sms", push) == ["keyword: required"]
+    assert custom.problems("sms", {"events": "report_new"}) == []
+    assert schemas.problems("sms", {"events": "report_new"})[0].startswith("events: unknown")
+
+
+def test_broken_operator_schema_is_refused(tmp_path: Path) -> None:
+    """A schema file that is not JSON or not a schema is an error naming the file."""
+    (tmp_path / "sms").mkdir()
+    (tmp_path / "sms" / "mo.json").write_text('{"type": 5}', encoding="utf-8")
+    with pytest.raises(SchemaLoadError, match=r"mo\.json"):
+        EventSchemas.load(tmp_path)
+    with pytest.raises(SchemaLoadError, match="not a folder"):
+        EventSchemas.load(tmp_path / "missing")
+
+
+@pytest.mark.timeout(180)
+def test_installed_package_finds_its_schemas(tmp_path: Path) -> None:
+    """A wheel carries the schemas; installed away from the source tree it loads them."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp_path / "dist"), str(ROOT)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    target = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(target)
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import relay.schemas as s; "
+        "print(s.bundled_schema_dir()); print(len(list(s.EventSchemas.load())))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(target)], cwd=tmp_path, check=True,
+        capture_output=True, text=True,
+    ).stdout.split()
+    assert out[0].startswith(str(target))
+    assert int(out[1]) == 28
+    assert (target / "relay" / "bundled_schemas" / "config.schema.json").exists()
