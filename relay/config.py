@@ -1,0 +1,391 @@
+"""Config: YAML → ``${VAR}`` expansion → JSON Schema validation → frozen dataclasses.
+
+Every problem is reported with its key path (``routes[0].destinations[1].url``) and, where
+the YAML gives it, its line. ``${VAR}`` and ``${VAR:-default}`` are expanded in string
+values after parsing, so a value never changes the YAML structure; ``$$`` is a literal ``$``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from relay import constants as c
+from relay.errors import ConfigError
+from relay.routing import Match
+from relay.schemas import bundled_schema_dir
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE = re.compile(r"^\s*([0-9]+)\s*(B|KiB|MiB|KB|MB|k|K|M)?\s*$")
+_SIZE_UNITS = {None: 1, "B": 1, "k": 1024, "K": 1024, "KiB": 1024, "KB": 1000,
+               "M": 1024**2, "MiB": 1024**2, "MB": 1000**2}
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Path_ = tuple[str | int, ...]
+
+
+def parse_duration(value: float | str) -> float:
+    """Seconds in ``250ms``, ``1s``, ``10m``, ``48h``, ``2d`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"duration must not be negative: {value!r}")
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use 250ms, 1s, 10m, 48h or seconds)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes in ``65536``, ``64KiB``, ``1MiB``."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"not a size: {value!r} (use 65536, 64KiB or 1MiB)")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = c.DEFAULT_MAX_ATTEMPTS
+    initial_delay: float = c.DEFAULT_INITIAL_DELAY_S
+    max_delay: float = c.DEFAULT_MAX_DELAY_S
+    max_age: float = c.DEFAULT_MAX_AGE_S
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    url: str
+    secret: str | None = field(default=None, repr=False)
+    timeout: float = c.DEFAULT_TIMEOUT_S
+    format: str = "json"
+    headers: tuple[tuple[str, str], ...] = ()
+    max_in_flight: int = c.DEFAULT_MAX_IN_FLIGHT
+    retry: RetryPolicy = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    match: Match
+    destinations: tuple[Destination, ...]
+
+
+@dataclass(frozen=True)
+class Subhook:
+    path: str
+    product: str
+    keys: tuple[str, ...] = field(repr=False)
+    allow_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_size: int = 1024 * 1024
+    max_header_size: int = 8190
+    max_fields: int = 200
+    read_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A loaded, checked config; nothing in it is ever mutated."""
+
+    subhooks: tuple[Subhook, ...]
+    routes: tuple[Route, ...]
+    listen_host: str = "0.0.0.0"  # noqa: S104 - an edge gateway listens on every interface
+    listen_port: int = 8080
+    store: str = c.DEFAULT_STORE
+    schemas_dir: Path | None = None
+    retry: RetryPolicy = RetryPolicy()
+    replay_past: float = c.DEFAULT_REPLAY_PAST_S
+    replay_future: float = c.DEFAULT_REPLAY_FUTURE_S
+    limits: Limits = Limits()
+    admin_token: str | None = field(default=None, repr=False)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    log_level: str = "info"
+    mask_phone_numbers: bool = True
+    source: Path | None = None
+
+    def destinations(self) -> dict[str, Destination]:
+        """Every destination by name (one name is one destination across routes)."""
+        return {d.name: d for r in self.routes for d in r.destinations}
+
+    def subhook_for(self, path: str) -> Subhook | None:
+        return next((s for s in self.subhooks if s.path == path), None)
+
+
+def dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_map(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = key.value
+            _line_map(value, (*path, name), lines)
+            # The key's own line reads better than where its value starts.
+            lines[(*path, name)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_map(item, (*path, index), lines)
+
+
+class _Problems:
+    """Collects problems, each with its key path and line."""
+
+    def __init__(self, lines: Mapping[Path_, int], source: str) -> None:
+        self.lines = lines
+        self.source = source
+        self.items: list[str] = []
+
+    def add(self, path: Path_, message: str) -> None:
+        probe = path
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        line = self.lines.get(probe)
+        where = f"{self.source}:{line}: " if line else f"{self.source}: "
+        self.items.append(f"{where}{dotted(path)}: {message}")
+
+
+def _expand(value: Any, env: Mapping[str, str], path: Path_, problems: _Problems) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, env, (*path, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, env, (*path, i), problems) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        problems.add(path, f"environment variable {name} is not set (and has no :-default)")
+        return ""
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def _config_validator() -> jsonschema.Draft202012Validator:
+    schema_file = bundled_schema_dir() / c.CONFIG_SCHEMA_FILE
+    return jsonschema.Draft202012Validator(json.loads(schema_file.read_text(encoding="utf-8")))
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    if error.validator in ("anyOf", "oneOf"):
+        return f"invalid value {error.instance!r}"
+    return str(error.message)
+
+
+def _matcher(value: Any) -> tuple[Any, ...] | None:
+    if value is None:
+        return None
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _tag_matcher(raw: Mapping[str, Any]) -> tuple[str | None, ...] | None:
+    if "tag" not in raw:
+        return None
+    value = raw["tag"]
+    return (None,) if value is None else _matcher(value)
+
+
+class _Builder:
+    """Turns validated plain data into Settings, collecting semantic problems."""
+
+    def __init__(self, problems: _Problems) -> None:
+        self.problems = problems
+
+    def duration(self, raw: Mapping[str, Any], key: str, path: Path_, default: float) -> float:
+        if key not in raw:
+            return default
+        try:
+            return parse_duration(raw[key])
+        except ValueError as exc:
+            self.problems.add((*path, key), str(exc))
+            return default
+
+    def retry(self, raw: Mapping[str, Any] | None, path: Path_, base: RetryPolicy) -> RetryPolicy:
+        if not raw:
+            return base
+        policy = RetryPolicy(
+            max_attempts=int(raw.get("max_attempts", base.max_attempts)),
+            initial_delay=self.duration(raw, "initial_delay", path, base.initial_delay),
+            max_delay=self.duration(raw, "max_delay", path, base.max_delay),
+            max_age=self.duration(raw, "max_age", path, base.max_age),
+        )
+        if policy.max_delay < policy.initial_delay:
+            self.problems.add((*path, "max_delay"), "must not be less than initial_delay")
+        return policy
+
+    def destination(self, raw: Mapping[str, Any], path: Path_, retry: RetryPolicy) -> Destination:
+        return Destination(
+            name=raw["name"],
+            url=raw["url"],
+            secret=raw.get("secret") or None,
+            timeout=self.duration(raw, "timeout", path, c.DEFAULT_TIMEOUT_S),
+            format=raw.get("format", "json"),
+            headers=tuple(sorted((raw.get("headers") or {}).items())),
+            max_in_flight=raw.get("max_in_flight", c.DEFAULT_MAX_IN_FLIGHT),
+            retry=self.retry(raw.get("retry"), (*path, "retry"), retry),
+        )
+
+    def routes(self, raw: list[dict[str, Any]], retry: RetryPolicy) -> tuple[Route, ...]:
+        routes: list[Route] = []
+        by_name: dict[str, Destination] = {}
+        route_names: set[str] = set()
+        for index, item in enumerate(raw):
+            path: Path_ = ("routes", index)
+            if item["name"] in route_names:
+                self.problems.add((*path, "name"), f"duplicate route name {item['name']!r}")
+            route_names.add(item["name"])
+            match_raw = item.get("match") or {}
+            match = Match(
+                product=_matcher(match_raw.get("product")),
+                event=_matcher(match_raw.get("event")),
+                tag=_tag_matcher(match_raw),
+            )
+            destinations = []
+            for d_index, d_raw in enumerate(item["destinations"]):
+                d_path: Path_ = (*path, "destinations", d_index)
+                dest = self.destination(d_raw, d_path, retry)
+                known = by_name.setdefault(dest.name, dest)
+                if known != dest:
+                    self.problems.add(
+                        (*d_path, "name"),
+                        f"destination {dest.name!r} is defined twice with different settings "
+                        "(one name is one destination: repeat it identically or rename it)",
+                    )
+                destinations.append(dest)
+            routes.append(Route(name=item["name"], match=match, destinations=tuple(destinations)))
+        return tuple(routes)
+
+    def subhooks(self, raw: list[dict[str, Any]]) -> tuple[Subhook, ...]:
+        seen: set[str] = set()
+        subhooks = []
+        for index, item in enumerate(raw):
+            if item["path"] in seen:
+                self.problems.add(("subhooks", index, "path"), f"duplicate path {item['path']!r}")
+            seen.add(item["path"])
+            keys = tuple(item["keys"])
+            for k_index, key in enumerate(keys):
+                if not key:
+                    self.problems.add(("subhooks", index, "keys", k_index), "key is empty")
+            subhooks.append(
+                Subhook(item["path"], item["product"], keys, tuple(item.get("allow_ips", ())))
+            )
+        return tuple(subhooks)
+
+    def limits(self, raw: Mapping[str, Any]) -> Limits:
+        base = Limits()
+        return Limits(
+            max_body_size=parse_size(raw.get("max_body_size", base.max_body_size)),
+            max_header_size=parse_size(raw.get("max_header_size", base.max_header_size)),
+            max_fields=raw.get("max_fields", base.max_fields),
+            read_timeout=self.duration(raw, "read_timeout", ("limits",), base.read_timeout),
+        )
+
+
+def _resolve(base: Path | None, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() or base is None else base / path
+
+
+def parse_config(text: str, env: Mapping[str, str] | None = None,
+                 source: str = "<config>", base_dir: Path | None = None) -> Settings:
+    """Settings from YAML text; raises ConfigError listing every problem."""
+    env = os.environ if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{source}: not valid YAML: {exc}"]) from exc
+    lines: dict[Path_, int] = {}
+    if node is not None:
+        _line_map(node, (), lines)
+    problems = _Problems(lines, source)
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{source}: the config must be a mapping of keys"])
+    data = _expand(raw, env, (), problems)
+    if problems.items:
+        raise ConfigError(problems.items)
+    for error in sorted(_config_validator().iter_errors(data), key=lambda e: list(e.path)):
+        if error.validator == "additionalProperties":
+            known = error.schema.get("properties", {})
+            for key in sorted(k for k in error.instance if k not in known):
+                problems.add((*error.absolute_path, key), "unknown key")
+        else:
+            problems.add(tuple(error.absolute_path), _schema_message(error))
+    if problems.items:
+        raise ConfigError(problems.items)
+    settings = _build(data, _Builder(problems), base_dir)
+    if problems.items:
+        raise ConfigError(problems.items)
+    return settings
+
+
+def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Settings:
+    host, _, port = data.get("listen", c.DEFAULT_LISTEN).rpartition(":")
+    retry = builder.retry(data.get("retry"), ("retry",), RetryPolicy())
+    window = data.get("replay_window") or {}
+    tls = data.get("tls") or {}
+    log = data.get("log") or {}
+    if not 0 < int(port) < 65536:
+        builder.problems.add(("listen",), f"port {port} is out of range")
+    return Settings(
+        subhooks=builder.subhooks(data["subhooks"]),
+        routes=builder.routes(data["routes"], retry),
+        listen_host=host.strip("[]"),
+        listen_port=int(port),
+        store=data.get("store", c.DEFAULT_STORE),
+        schemas_dir=_resolve(base_dir, data.get("schemas_dir")),
+        retry=retry,
+        replay_past=builder.duration(window, "past", ("replay_window",), c.DEFAULT_REPLAY_PAST_S),
+        replay_future=builder.duration(
+            window, "future", ("replay_window",), c.DEFAULT_REPLAY_FUTURE_S
+        ),
+        limits=builder.limits(data.get("limits") or {}),
+        admin_token=(data.get("admin") or {}).get("token") or None,
+        tls_cert=_resolve(base_dir, tls.get("cert")),
+        tls_key=_resolve(base_dir, tls.get("key")),
+        trusted_proxies=tuple(data.get("trusted_proxies", ())),
+        log_level=log.get("level", "info"),
+        mask_phone_numbers=log.get("mask_phone_numbers", True),
+    )
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from a file; relative paths in it are relative to the file's folder."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    settings = parse_config(text, env, source=str(path), base_dir=path.parent)
+    return replace(settings, source=path)

@@ -1,0 +1,143 @@
+"""Routing: which destinations an event reaches, and why. Pure functions, no I/O.
+
+A route matches when all three matchers accept the event:
+
+- a matcher is a pattern or a list of patterns; ``*`` matches any run of characters and
+  ``?`` one character, nothing else is special; an omitted matcher matches anything;
+- ``tag: null`` matches only an event with no tag or an empty one; ``null`` may also stand in
+  a list beside patterns (``[null, "order-*"]``); a pattern never matches a missing tag
+  except one made only of ``*``, which means "any tag or none", like an omitted matcher.
+
+Every matching route delivers (fan-out); a destination reached by several routes is
+returned once, at the place of its first route.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from relay.constants import canonical_event
+
+if TYPE_CHECKING:
+    from relay.config import Destination, Route
+
+
+@lru_cache(maxsize=4096)
+def _compile(pattern: str) -> re.Pattern[str]:
+    parts = ("." if c == "?" else ".*" if c == "*" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def glob_match(pattern: str, value: str) -> bool:
+    """``*`` and ``?`` globbing over the whole value, case-sensitive."""
+    return _compile(pattern).fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class Match:
+    """The three matchers of a route; None means "omitted, matches anything"."""
+
+    product: tuple[str, ...] | None = None
+    event: tuple[str, ...] | None = None
+    tag: tuple[str | None, ...] | None = None
+
+
+@dataclass(frozen=True)
+class EventKey:
+    """What routing looks at: product, canonical event name and tag (None when absent)."""
+
+    product: str
+    event: str
+    tag: str | None = None
+
+    @classmethod
+    def of(cls, product: str, event: str, tag: str | None) -> EventKey:
+        return cls(product, canonical_event(event), tag or None)
+
+
+def _any_pattern(patterns: tuple[str, ...] | None, value: str) -> bool:
+    return patterns is None or any(glob_match(p, value) for p in patterns)
+
+
+def tag_matches(patterns: tuple[str | None, ...] | None, tag: str | None) -> bool:
+    if patterns is None:
+        return True
+    for pattern in patterns:
+        if pattern is None:
+            if not tag:
+                return True
+        elif tag:
+            if glob_match(pattern, tag):
+                return True
+        elif pattern and set(pattern) == {"*"}:
+            return True
+    return False
+
+
+def _event_patterns(patterns: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    return None if patterns is None else tuple(canonical_event(p) for p in patterns)
+
+
+def matches(match: Match, key: EventKey) -> bool:
+    return (
+        _any_pattern(match.product, key.product)
+        and _any_pattern(_event_patterns(match.event), key.event)
+        and tag_matches(match.tag, key.tag)
+    )
+
+
+def destinations_for(key: EventKey, routes: Sequence[Route]) -> list[Destination]:
+    """The ordered, de-duplicated destinations of every route that matches ``key``."""
+    seen: dict[str, Destination] = {}
+    for route in routes:
+        if matches(route.match, key):
+            for destination in route.destinations:
+                seen.setdefault(destination.name, destination)
+    return list(seen.values())
+
+
+def _describe_matcher(name: str, patterns: tuple[str | None, ...] | None, value: str | None,
+                      ok: bool) -> str:
+    if patterns is None:
+        return f"{name}: any (omitted)"
+    shown = ", ".join("null" if p is None else repr(p) for p in patterns)
+    actual = "no tag" if value is None else repr(value)
+    verdict = "matches" if ok else "does not match"
+    return f"{name}: {actual} {verdict} [{shown}]"
+
+
+@dataclass(frozen=True)
+class RouteVerdict:
+    """Why one route does or does not take an event."""
+
+    route: str
+    matched: bool
+    reasons: tuple[str, ...]
+    destinations: tuple[str, ...]
+
+
+def explain(key: EventKey, routes: Sequence[Route]) -> list[RouteVerdict]:
+    """One verdict per route, in config order, each matcher's outcome spelled out."""
+    verdicts = []
+    for route in routes:
+        m = route.match
+        checks = (
+            ("product", m.product, key.product, _any_pattern(m.product, key.product)),
+            ("event", _event_patterns(m.event), key.event,
+             _any_pattern(_event_patterns(m.event), key.event)),
+            ("tag", m.tag, key.tag, tag_matches(m.tag, key.tag)),
+        )
+        reasons = tuple(_describe_matcher(*check) for check in checks)
+        verdicts.append(
+            RouteVerdict(
+                route=route.name,
+                matched=all(check[3] for check in checks),
+                reasons=reasons,
+                destinations=tuple(d.name for d in route.destinations),
+            )
+        )
+    return verdicts

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from relay.config import load_config, parse_config, parse_duration, parse_size
+from relay.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """\
+subhooks:
+  - path: /subhook/sms
+    product: sms
+    keys: ["${SMS_KEY}", "old-key"]
+routes:
+  - name: receipts
+    match: {product: sms, event: [delivered, dropped], tag: "order-*"}
+    destinations:
+      - name: orders
+        url: http://127.0.0.1:9000/hook
+        secret: "${SECRET:-whsec_abc}"
+        timeout: 250ms
+"""
+
+
+def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, env or {}, source="relay.yaml")
+    return info.value.problems
+
+
+def test_durations() -> None:
+    """250ms, 1s, 10m, 48h, 2d and bare seconds are understood."""
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("1s") == 1.0
+    assert parse_duration("10m") == 600.0
+    assert parse_duration("48h") == 172800.0
+    assert parse_duration("2d") == 172800.0
+    assert parse_duration(5) == 5.0
+    assert parse_duration("1.5") == 1.5
+    for bad in ("5 minutes", "-1s", "", "1h30m"):
+        with pytest.raises(ValueError, match="not a duration"):
+            parse_duration(bad)
+
+
+def test_sizes() -> None:
+    """Byte sizes with binary units."""
+    assert parse_size("64KiB") == 65536
+    assert parse_size("1MiB") == 1048576
+    assert parse_size(100) == 100
+    with pytest.raises(ValueError, match="not a size"):
+        parse_size("1 GB-ish")
+
+
+def test_expansion_and_defaults() -> None:
+    """${VAR} takes the environment; ${VAR:-default} falls back; $$ is a dollar."""
+    settings = parse_config(MINIMAL.replace("old-key", "price$$5"), {"SMS_KEY": "k1"})
+    assert settings.subhooks[0].keys == ("k1", "price$5")
+    dest = settings.routes[0].destinations[0]
+    assert dest.secret == "whsec_abc"
+    assert dest.timeout == 0.25
+    assert parse_config(MINIMAL, {"SMS_KEY": "k", "SECRET": "whsec_x"}).routes[0] \
+        .destinations[0].secret == "whsec_x"
+
+
+def test_expansion_cannot_change_structure() -> None:
+    """A variable holding YAML syntax stays a plain string."""
+    settings = parse_config(MINIMAL, {"SMS_KEY": "a, b]: {c"})
+    assert settings.subhooks[0].keys[0] == "a, b]: {c"
+
+
+def test_missing_variable_names_path_and_line() -> None:
+    """An unset ${VAR} without default is an error at its key path and line."""
+    assert problems_of(MINIMAL) == [
+        "relay.yaml:4: subhooks[0].keys[0]: environment variable SMS_KEY is not set "
+        "(and has no :-default)"
+    ]
+
+
+def test_schema_errors_name_key_path_and_line() -> None:
+    """Unknown keys, wrong types and missing keys are reported where they are."""
+    text = MINIMAL.replace("timeout: 250ms", "timeout: soon\n        colour: red").replace(
+        "product: sms\n", "product: fax\n", 1)
+    found = problems_of(text, {"SMS_KEY": "k"})
+    assert "relay.yaml:3: subhooks[0].product: 'fax' is not one of " \
+           "['sms', 'internationalsms', 'mms']" in found
+    assert "relay.yaml:12: routes[0].destinations[0].timeout: invalid value 'soon'" in found
+    assert "relay.yaml:13: routes[0].destinations[0].colour: unknown key" in found
+    assert len(found) == 3
+    assert problems_of("subhooks: []\n") == [
+        "relay.yaml:1: (top level): 'routes' is required",
+        "relay.yaml:1: subhooks: [] should be non-empty",
+    ]
+
+
+def test_conflicting_destination_definitions_are_refused() -> None:
+    """One name is one destination: the same name with another URL is an error."""
+    text = MINIMAL + """\
+  - name: again
+    destinations:
+      - name: orders
+        url: http://127.0.0.1:9999/other
+"""
+    (problem,) = problems_of(text, {"SMS_KEY": "k"})
+    assert problem.startswith("relay.yaml:15: routes[1].destinations[0].name: destination "
+                              "'orders' is defined twice")
+
+
+def test_retry_defaults_and_overrides() -> None:
+    """Global retry applies to every destination; a destination may override parts of it."""
+    text = MINIMAL + """\
+        retry: {max_attempts: 3}
+retry: {initial_delay: 2s, max_delay: 1m}
+"""
+    policy = parse_config(text, {"SMS_KEY": "k"}).routes[0].destinations[0].retry
+    assert (policy.max_attempts, policy.initial_delay, policy.max_delay, policy.max_age) == (
+        3, 2.0, 60.0, 48 * 3600.0)
+    bad = problems_of(MINIMAL + "retry: {initial_delay: 1m, max_delay: 1s}\n", {"SMS_KEY": "k"})
+    assert bad == ["relay.yaml:13: retry.max_delay: must not be less than initial_delay"]
+
+
+def test_invalid_yaml_is_a_config_error() -> None:
+    """Broken YAML is reported, not raised as a yaml exception."""
+    (problem,) = problems_of("subhooks: [\n")
+    assert problem.startswith("relay.yaml: not valid YAML")
+
+
+def test_secrets_do_not_show_in_repr() -> None:
+    """Keys, secrets and the admin token are kept out of reprs (and so out of logs)."""
+    settings = parse_config(MINIMAL + "admin: {token: hunter2}\n", {"SMS_KEY": "sekrit-key"})
+    shown = repr(settings)
+    for secret in ("sekrit-key", "old-key", "whsec_abc", "hunter2"):
+        assert secret not in shown
+
+
+def test_example_config_loads(tmp_path: Path) -> None:
+    """config.example.yaml is valid on a fresh machine with no variables set."""
+    settings = load_config(ROOT / "config.example.yaml", env={})
+    assert [s.product for s in settings.subhooks] == ["sms", "internationalsms", "mms"]
+    assert settings.store == "sqlite:///relay.db"
+
+
+def test_relative_paths_resolve_against_the_config_file(
+    write_config: Callable[[str], Path],
+) -> None:
+    """`schemas_dir` is relative to the config file, not the working directory."""
+    path = write_config(MINIMAL + "schemas_dir: my-schemas\n")
+    settings = load_config(path, env={"SMS_KEY": "k"})
+    assert settings.schemas_dir == path.parent / "my-schemas"
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(path.parent / "missing.yaml")
