@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import ssl
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
+from aiohttp import web
+
 from relay import docs2schema
+from relay.app import create_app
 from relay.config import Settings, load_config
+from relay.constants import canonical_event
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
+from relay.push import sample_fields, send_push
+from relay.replay import replay_quarantine
 from relay.routing import EventKey, destinations_for, explain
+from relay.runtime import Runtime
 from relay.schemas import EventSchemas
+from relay.store import Store, StoreUnavailable, open_store
 
 
 def _load(path: Path) -> Settings | None:
@@ -81,3 +96,114 @@ def schemas_build(docs: Path, out: Path) -> int:
     products = sorted({p.parent.name for p in written})
     print(f"wrote {len(written)} schemas for {', '.join(products)} under {out}")
     return 0
+
+
+def serve(path: Path) -> int:
+    """Run the gateway until SIGTERM or SIGINT."""
+    try:
+        runtime = Runtime.load(path)
+    except (ConfigError, SchemaLoadError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    settings = runtime.settings
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    context = None
+    if settings.tls_cert and settings.tls_key:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    web.run_app(create_app(runtime), host=settings.listen_host, port=settings.listen_port,
+                ssl_context=context, shutdown_timeout=15.0, print=None,
+                handler_cancellation=False,
+                access_log=None)
+    return 0
+
+
+def push(url: str, product: str, event: str, key: str, tag: str | None,
+         content_type: str) -> int:
+    """Send one signed sample push; exit 0 when the relay answers 200."""
+    try:
+        fields = sample_fields(product, canonical_event(event), key, tag, EventSchemas.load())
+    except ValueError as exc:
+        print(f"push: {exc}", file=sys.stderr)
+        return 2
+    try:
+        status, body = asyncio.run(send_push(url, fields, content_type))
+    except (OSError, aiohttp.ClientError) as exc:
+        print(f"push: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{status} {body}")
+    return 0 if status == 200 else 1
+
+
+def _with_store(path: Path, action: Callable[[Settings, Store], Awaitable[int]]) -> int:
+    settings = _load(path)
+    if settings is None:
+        return 1
+
+    async def run() -> int:
+        store = open_store(settings.store)
+        await store.open()
+        try:
+            return await action(settings, store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except StoreUnavailable as exc:
+        print(f"store unavailable: {exc}", file=sys.stderr)
+        return 1
+
+
+def dead_list(path: Path, as_json: bool) -> int:
+    async def action(settings: Settings, store: Store) -> int:
+        rows = await store.dead_letters()
+        for row in rows:
+            row["attempts"] = await store.attempts(row["id"])
+        if as_json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            return 0
+        for row in rows:
+            print(f"{row['id']}\t{row['destination']}\t{row['product']}/{row['event']}\t"
+                  f"{row['webhook_id']}\tattempts={row['attempt']}\t{row['last_error']}")
+        print(f"{len(rows)} dead letter(s)")
+        return 0
+
+    return _with_store(path, action)
+
+
+def dead_replay(path: Path, ids: list[int] | None) -> int:
+    async def action(settings: Settings, store: Store) -> int:
+        count = await store.replay_dead(ids, time.time(), settings.retry.max_age)
+        print(f"replayed {count} dead letter(s); the running relay picks them up")
+        return 0
+
+    return _with_store(path, action)
+
+
+def quarantine_list(path: Path, as_json: bool) -> int:
+    async def action(settings: Settings, store: Store) -> int:
+        rows = await store.quarantined()
+        for row in rows:
+            row.pop("body", None)
+        if as_json:
+            print(json.dumps(rows, ensure_ascii=False, indent=2))
+            return 0
+        for row in rows:
+            print(f"{row['id']}\t{row['subhook_path']}\t{row['product']}\t"
+                  + "; ".join(row["problems"]))
+        print(f"{len(rows)} quarantined push(es)")
+        return 0
+
+    return _with_store(path, action)
+
+
+def quarantine_replay(path: Path, ids: list[int] | None) -> int:
+    async def action(settings: Settings, store: Store) -> int:
+        runtime = Runtime(settings, EventSchemas.load(settings.schemas_dir))
+        result = await replay_quarantine(store, runtime, ids)
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return 0 if not result["still_invalid"] else 1
+
+    return _with_store(path, action)

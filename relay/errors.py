@@ -4,8 +4,14 @@
      ├── ConfigError            the config file cannot be used (each problem names its key path)
      ├── DocParseError          a SUBMAIL doc could not be turned into schemas
      ├── SchemaLoadError        an event schema file is missing or is not valid JSON Schema
+     ├── StoreUnavailable       (relay.store) the store cannot write now: 503
      └── PushRejected           a push is refused; carries the HTTP status and a problem list
+          ├── BadPush           400: the body cannot be read as one flat event
           ├── SignatureInvalid  401: signature missing or not made with a configured key
+          ├── ReplayRefused     401: timestamp outside the replay window
+          ├── NotAllowed        403: the client address is not allowed for this SUBHOOK
+          ├── PayloadTooLarge   413: body over the limit
+          ├── UnsupportedMediaType 415
           └── EventInvalid      422: unknown event, or the schema rejects the fields
 
 Foreign exceptions (yaml, jsonschema, aiohttp, sqlite3) are translated at the module that
@@ -54,3 +60,28 @@ class SignatureInvalid(PushRejected):
 class EventInvalid(PushRejected):
     status = 422
     code = "invalid_event"
+
+
+class BadPush(PushRejected):
+    status = 400
+    code = "unparseable"
+
+
+class PayloadTooLarge(PushRejected):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(PushRejected):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ReplayRefused(PushRejected):
+    status = 401
+    code = "outside_replay_window"
+
+
+class NotAllowed(PushRejected):
+    status = 403
+    code = "forbidden"

@@ -1,0 +1,115 @@
+"""Send one delivery; the one place where aiohttp errors and statuses become outcomes.
+
+    Outcome
+     ├── Delivered   2xx
+     ├── Retryable   connection error, timeout, 408, 425, 429, 5xx (may carry Retry-After)
+     └── Permanent   any other status: retrying cannot help
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from relay.backoff import parse_retry_after
+from relay.config import Destination
+from relay.store import ClaimedDelivery
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+H_ID = "webhook-id"
+H_TIMESTAMP = "webhook-timestamp"
+H_SIGNATURE = "webhook-signature"
+H_PRODUCT = "X-Subhook-Product"
+H_EVENT = "X-Subhook-Event"
+H_ATTEMPT = "X-Relay-Attempt"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to."""
+
+    kind: str  # "delivered" | "retryable" | "permanent"
+    status: int | None
+    error: str | None
+    duration_ms: float
+    retry_after: float | None = None
+
+
+def classify(status: int) -> str:
+    """Pure: the outcome kind of an HTTP status."""
+    if 200 <= status < 300:
+        return "delivered"
+    if status in RETRYABLE_STATUSES or status >= 500:
+        return "retryable"
+    return "permanent"
+
+
+def standard_webhook_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256>`` of ``id.timestamp.body`` (Standard Webhooks)."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def build_request(
+    delivery: ClaimedDelivery, destination: Destination, attempt: int, now: float
+) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of one attempt (``attempt`` counts from 1)."""
+    if destination.format == "original":
+        body, content_type = delivery.body, delivery.content_type
+    else:
+        body, content_type = delivery.fields.encode("utf-8"), "application/json"
+    headers = dict(destination.headers)
+    timestamp = int(now)
+    headers.update({
+        "Content-Type": content_type,
+        H_ID: delivery.webhook_id,
+        H_TIMESTAMP: str(timestamp),
+        H_PRODUCT: delivery.product,
+        H_EVENT: delivery.event,
+        H_ATTEMPT: str(attempt),
+    })
+    if destination.secret:
+        headers[H_SIGNATURE] = standard_webhook_signature(
+            destination.secret, delivery.webhook_id, timestamp, body
+        )
+    return body, headers
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    delivery: ClaimedDelivery,
+    destination: Destination,
+    attempt: int,
+) -> Outcome:
+    """POST one delivery and classify what happened. Never raises for network trouble."""
+    body, headers = build_request(delivery, destination, attempt, time.time())
+    started = time.monotonic()
+    timeout = aiohttp.ClientTimeout(total=destination.timeout)
+
+    def elapsed() -> float:
+        return (time.monotonic() - started) * 1000
+
+    try:
+        async with session.post(destination.url, data=body, headers=headers,
+                                timeout=timeout, allow_redirects=False) as response:
+            await response.read()
+            kind = classify(response.status)
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+            error = None if kind == "delivered" else f"HTTP {response.status}"
+            return Outcome(kind, response.status, error, elapsed(), retry_after)
+    except TimeoutError:
+        return Outcome("retryable", None, f"timeout after {destination.timeout:g}s", elapsed())
+    except aiohttp.ClientError as exc:
+        return Outcome("retryable", None, f"{type(exc).__name__}: {exc}", elapsed())
+    except asyncio.CancelledError:
+        raise
+    except OSError as exc:
+        return Outcome("retryable", None, f"{type(exc).__name__}: {exc}", elapsed())

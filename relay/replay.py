@@ -1,0 +1,36 @@
+"""Replaying quarantined pushes once their schema is fixed (CLI and admin endpoint)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from relay.errors import EventInvalid
+from relay.ingest import build_event
+from relay.runtime import Runtime
+from relay.store import Store
+
+
+async def replay_quarantine(
+    store: Store, runtime: Runtime, ids: list[int] | None
+) -> dict[str, Any]:
+    """Re-validate held pushes against the current schemas; valid ones become events."""
+    wanted = None if ids is None else set(ids)
+    replayed, still_invalid = [], []
+    for row in await store.quarantined():
+        if wanted is not None and row["id"] not in wanted:
+            continue
+        fields = json.loads(row["fields"])
+        try:
+            event = runtime.schemas.validate(row["product"], fields)
+        except EventInvalid as exc:
+            still_invalid.append({"id": row["id"], "problems": exc.problems})
+            continue
+        record, _ = build_event(runtime.settings, row["product"], event, fields, row["body"],
+                                row["content_type"], time.time())
+        event_id = await store.ingest(record)
+        note = "replayed" if event_id is not None else "duplicate of an accepted event"
+        await store.resolve_quarantine(row["id"], event_id, note)
+        replayed.append({"id": row["id"], "event_id": event_id, "note": note})
+    return {"replayed": replayed, "still_invalid": still_invalid}

@@ -1,0 +1,38 @@
+"""The durable queue: events, one delivery row per (event, destination), attempts, dead
+letters, quarantine. ``open_store(url)`` picks the implementation from the config's URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relay.store.base import (
+    AttemptRecord,
+    ClaimedDelivery,
+    NewEvent,
+    QuarantinedPush,
+    Store,
+    StoreUnavailable,
+)
+from relay.store.sqlite import SqliteStore
+
+__all__ = [
+    "AttemptRecord",
+    "ClaimedDelivery",
+    "NewEvent",
+    "QuarantinedPush",
+    "Store",
+    "StoreUnavailable",
+    "open_store",
+    "sqlite_path",
+]
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///rel.db`` is relative to the working directory, ``sqlite:////abs.db`` not."""
+    return Path(url.removeprefix("sqlite:///"))
+
+
+def open_store(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        return SqliteStore(sqlite_path(url))
+    raise StoreUnavailable(f"store {url.split(':', 1)[0]}: not supported yet (use sqlite:///)")

@@ -1,0 +1,94 @@
+"""What every store implementation provides, and the records that cross it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from relay.errors import RelayError
+
+
+class StoreUnavailable(RelayError):
+    """The store cannot take or give data now; ingest answers 503 so SUBMAIL retries."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An accepted push and the deliveries it owes, written in one transaction."""
+
+    webhook_id: str
+    identity: str
+    token: str
+    product: str
+    event: str
+    tag: str | None
+    fields: str  # JSON of the fields as received
+    body: bytes
+    content_type: str
+    received_at: float
+    destinations: tuple[tuple[str, float], ...]  # (name, expires_at)
+
+
+@dataclass(frozen=True)
+class QuarantinedPush:
+    identity: str
+    subhook_path: str
+    product: str
+    fields: str
+    body: bytes
+    content_type: str
+    problems: str  # JSON list
+    received_at: float
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery this worker holds the lease on, with what it needs to send it."""
+
+    id: int
+    event_id: int
+    destination: str
+    attempt: int  # attempts already made
+    expires_at: float
+    webhook_id: str
+    product: str
+    event: str
+    fields: str
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """The outcome of one attempt; ``state`` is the delivery's new state."""
+
+    delivery_id: int
+    attempt: int
+    started_at: float
+    duration_ms: float
+    http_status: int | None
+    error: str | None
+    state: str  # "delivered" | "pending" (retry) | "dead"
+    next_attempt_at: float | None = None
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+    async def ingest(self, event: NewEvent) -> int | None:
+        """The new event's id, or None when its token or identity was already accepted."""
+    async def seen(self, token: str, identity: str) -> bool: ...
+    async def quarantine(self, push: QuarantinedPush) -> int: ...
+    async def claim(
+        self, destination: str, limit: int, owner: str, lease_until: float, now: float
+    ) -> list[ClaimedDelivery]: ...
+    async def record(self, records: list[AttemptRecord]) -> None: ...
+    async def release(self, owner: str) -> int: ...
+    async def pending_destinations(self, now: float) -> list[str]: ...
+    async def queue_depth(self) -> int: ...
+    async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]: ...
+    async def attempts(self, delivery_id: int) -> list[dict[str, Any]]: ...
+    async def replay_dead(self, ids: list[int] | None, now: float, max_age: float) -> int: ...
+    async def quarantined(self, limit: int = 1000) -> list[dict[str, Any]]: ...
+    async def resolve_quarantine(self, qid: int, event_id: int | None, note: str) -> None: ...

@@ -1,0 +1,378 @@
+"""SQLite store: one file, WAL, one connection on one thread, commits grouped.
+
+Every operation runs on a single worker thread that owns the connection. Writes from
+concurrent requests are queued and run together in one transaction, so N pushes that
+arrive together cost one fsync, and each caller is answered only after that commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from relay.store.base import (
+    AttemptRecord,
+    ClaimedDelivery,
+    NewEvent,
+    QuarantinedPush,
+    StoreUnavailable,
+)
+
+T = TypeVar("T")
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        webhook_id TEXT NOT NULL,
+        identity TEXT NOT NULL UNIQUE,
+        token TEXT NOT NULL,
+        product TEXT NOT NULL,
+        event TEXT NOT NULL,
+        tag TEXT,
+        fields TEXT NOT NULL,
+        body BLOB NOT NULL,
+        content_type TEXT NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE TABLE tokens (
+        token TEXT PRIMARY KEY,
+        seen_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        event_id INTEGER NOT NULL REFERENCES events(id),
+        destination TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempt INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        lease_owner TEXT,
+        lease_until REAL,
+        last_error TEXT,
+        updated_at REAL NOT NULL,
+        UNIQUE (event_id, destination)
+    );
+    CREATE INDEX deliveries_due ON deliveries (state, destination, next_attempt_at);
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY,
+        delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
+        attempt INTEGER NOT NULL,
+        started_at REAL NOT NULL,
+        duration_ms REAL NOT NULL,
+        http_status INTEGER,
+        error TEXT,
+        outcome TEXT NOT NULL
+    );
+    CREATE INDEX attempts_delivery ON attempts (delivery_id);
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        identity TEXT NOT NULL UNIQUE,
+        subhook_path TEXT NOT NULL,
+        product TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        body BLOB NOT NULL,
+        content_type TEXT NOT NULL,
+        problems TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'held',
+        event_id INTEGER,
+        note TEXT
+    );
+    """,
+]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    for version, script in enumerate(MIGRATIONS, start=1):
+        if version > current:
+            conn.executescript(f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({version});"
+                               "\nCOMMIT;")
+
+
+class SqliteStore:
+    """The embedded store (see module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._flushing = False
+        self._lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        if self.path.parent != Path():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        _migrate(conn)
+        # One process owns an SQLite file: leases left by a killed process are void.
+        conn.execute("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+                     " WHERE lease_owner IS NOT NULL")
+        self._conn = conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                raise StoreUnavailable("store is closed")
+            try:
+                return fn(self._conn)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` inside the next grouped transaction; return after its commit."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((fn, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._flush())
+            )
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    results = await self._run(partial(self._transaction, batch=batch))
+                except StoreUnavailable as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._flushing = False
+
+    @staticmethod
+    def _transaction(
+        conn: sqlite3.Connection,
+        batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+    ) -> list[Any]:
+        results: list[Any] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for fn, _ in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append(fn(conn))
+                    conn.execute("RELEASE op")
+                except (sqlite3.IntegrityError, ValueError) as exc:
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append(exc)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn = self._conn
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    async def ingest(self, event: NewEvent) -> int | None:
+        def write(conn: sqlite3.Connection) -> int | None:
+            fresh = conn.execute(
+                "INSERT OR IGNORE INTO tokens (token, seen_at) VALUES (?, ?)",
+                (event.token, event.received_at),
+            ).rowcount
+            if not fresh:
+                return None
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO events (webhook_id, identity, token, product, event, tag,"
+                " fields, body, content_type, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (event.webhook_id, event.identity, event.token, event.product, event.event,
+                 event.tag, event.fields, event.body, event.content_type, event.received_at),
+            )
+            if not cursor.rowcount:
+                return None
+            event_id = int(cursor.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO deliveries (event_id, destination, next_attempt_at, expires_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?)",
+                [(event_id, name, event.received_at, expires, event.received_at)
+                 for name, expires in event.destinations],
+            )
+            return event_id
+
+        return await self._write(write)
+
+    async def seen(self, token: str, identity: str) -> bool:
+        row = await self._run(lambda conn: conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM tokens WHERE token = ?)"
+            " OR EXISTS (SELECT 1 FROM events WHERE identity = ?)", (token, identity)).fetchone())
+        return bool(row[0])
+
+    async def quarantine(self, push: QuarantinedPush) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "INSERT INTO quarantine (identity, subhook_path, product, fields, body,"
+                " content_type, problems, received_at) VALUES (?,?,?,?,?,?,?,?)"
+                " ON CONFLICT (identity) DO UPDATE SET problems = excluded.problems",
+                (push.identity, push.subhook_path, push.product, push.fields, push.body,
+                 push.content_type, push.problems, push.received_at),
+            )
+            row = conn.execute(
+                "SELECT id FROM quarantine WHERE identity = ?", (push.identity,)
+            ).fetchone()
+            return int(row[0])
+
+        return await self._write(write)
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def pending_destinations(self, now: float) -> list[str]:
+        rows = await self._run(lambda conn: conn.execute(
+            "SELECT DISTINCT destination FROM deliveries WHERE state = 'pending'"
+            " AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)",
+            (now, now),
+        ).fetchall())
+        return [r[0] for r in rows]
+
+    async def claim(
+        self, destination: str, limit: int, owner: str, lease_until: float, now: float
+    ) -> list[ClaimedDelivery]:
+        def write(conn: sqlite3.Connection) -> list[ClaimedDelivery]:
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM deliveries WHERE state = 'pending' AND destination = ?"
+                " AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
+                " ORDER BY next_attempt_at LIMIT ?",
+                (destination, now, now, limit),
+            )]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            conn.execute(
+                f"UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN ({marks})",  # noqa: S608
+                (owner, lease_until, *ids),
+            )
+            # Only "?" placeholders are formatted into the query, never values.
+            query = _CLAIMED.format(marks=marks)
+            rows = conn.execute(query, ids).fetchall()
+            return [ClaimedDelivery(*row) for row in rows]
+
+        return await self._write(write)
+
+    async def record(self, records: list[AttemptRecord]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms,"
+                " http_status, error, outcome) VALUES (?,?,?,?,?,?,?)",
+                [(r.delivery_id, r.attempt, r.started_at, r.duration_ms, r.http_status,
+                  r.error, r.state) for r in records],
+            )
+            conn.executemany(
+                "UPDATE deliveries SET state = ?, attempt = ?, next_attempt_at ="
+                " coalesce(?, next_attempt_at), lease_owner = NULL, lease_until = NULL,"
+                " last_error = ?, updated_at = ? WHERE id = ?",
+                [(r.state, r.attempt, r.next_attempt_at, r.error,
+                  r.started_at + r.duration_ms / 1000, r.delivery_id) for r in records],
+            )
+
+        await self._write(write)
+
+    async def release(self, owner: str) -> int:
+        return await self._write(lambda conn: conn.execute(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+            " WHERE lease_owner = ? AND state = 'pending'", (owner,)).rowcount)
+
+    async def queue_depth(self) -> int:
+        row = await self._run(lambda conn: conn.execute(
+            "SELECT count(*) FROM deliveries WHERE state = 'pending'").fetchone())
+        return int(row[0])
+
+    # -- dead letters and quarantine --------------------------------------------------------
+
+    async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]:
+        return await self._run(lambda conn: _dicts(conn.execute(
+            "SELECT d.id, d.destination, d.attempt, d.last_error, d.updated_at, e.webhook_id,"
+            " e.product, e.event, e.fields FROM deliveries d JOIN events e ON e.id = d.event_id"
+            " WHERE d.state = 'dead' ORDER BY d.id LIMIT ?", (limit,))))
+
+    async def attempts(self, delivery_id: int) -> list[dict[str, Any]]:
+        return await self._run(lambda conn: _dicts(conn.execute(
+            "SELECT attempt, started_at, duration_ms, http_status, error, outcome FROM attempts"
+            " WHERE delivery_id = ? ORDER BY id", (delivery_id,))))
+
+    async def replay_dead(self, ids: list[int] | None, now: float, max_age: float) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            sql = ("UPDATE deliveries SET state = 'pending', attempt = 0, next_attempt_at = ?,"
+                   " expires_at = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?"
+                   " WHERE state = 'dead'")
+            params: list[Any] = [now, now + max_age, now]
+            if ids is not None:
+                sql += f" AND id IN ({','.join('?' * len(ids))})"
+                params += ids
+            return conn.execute(sql, params).rowcount
+
+        return await self._write(write)
+
+    async def quarantined(self, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = await self._run(lambda conn: _dicts(conn.execute(
+            "SELECT id, subhook_path, product, fields, body, content_type, problems, received_at"
+            " FROM quarantine WHERE state = 'held' ORDER BY id LIMIT ?", (limit,))))
+        for row in rows:
+            row["problems"] = json.loads(row["problems"])
+        return rows
+
+    async def resolve_quarantine(self, qid: int, event_id: int | None, note: str) -> None:
+        await self._write(lambda conn: conn.execute(
+            "UPDATE quarantine SET state = 'replayed', event_id = ?, note = ? WHERE id = ?",
+            (event_id, note, qid)))
+
+
+_CLAIMED = (
+    "SELECT d.id, d.event_id, d.destination, d.attempt, d.expires_at, e.webhook_id,"
+    " e.product, e.event, e.fields, e.body, e.content_type FROM deliveries d"
+    " JOIN events e ON e.id = d.event_id WHERE d.id IN ({marks}) ORDER BY d.next_attempt_at"
+)
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -1,0 +1,143 @@
+"""Delivery workers: claim due deliveries, send them, apply the outcome.
+
+A retry is data: each delivery row carries its attempt count, next attempt time, expiry
+and lease. The dispatcher claims rows per destination, never more than the destination's
+``max_in_flight`` free slots, so a slow or dead service holds only its own slots and never
+delays the others. ``decide`` is pure; ``Worker`` only applies it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import aiohttp
+
+from relay.backoff import next_attempt
+from relay.config import Destination, Settings
+from relay.delivery import Outcome, send
+from relay.metrics import Metrics
+from relay.store import AttemptRecord, ClaimedDelivery, Store
+
+log = logging.getLogger("relay.worker")
+
+#: How long past its timeout a claimed delivery stays leased to its worker.
+LEASE_MARGIN_S = 30.0
+
+
+def decide(delivery: ClaimedDelivery, destination: Destination, attempt: int,
+           outcome: Outcome, now: float) -> AttemptRecord:
+    """Pure: the record of an attempt and the delivery's next state."""
+
+    def record(state: str, error: str | None, next_at: float | None = None) -> AttemptRecord:
+        return AttemptRecord(delivery.id, attempt, now - outcome.duration_ms / 1000,
+                             outcome.duration_ms, outcome.status, error, state, next_at)
+
+    if outcome.kind == "delivered":
+        return record("delivered", None)
+    if outcome.kind == "permanent":
+        return record("dead", f"{outcome.error} (not retryable)")
+    policy = destination.retry
+    decision = next_attempt(attempt=attempt, max_attempts=policy.max_attempts,
+                            initial_delay=policy.initial_delay, max_delay=policy.max_delay,
+                            now=now, expires_at=delivery.expires_at,
+                            retry_after=outcome.retry_after)
+    if not decision.retry:
+        return record("dead", f"{outcome.error}; {decision.reason}")
+    return record("pending", outcome.error, now + decision.delay)
+
+
+class Worker:
+    """Runs deliveries for one relay process."""
+
+    def __init__(self, store: Store, settings: Callable[[], Settings], owner: str,
+                 metrics: Metrics, poll_interval: float = 0.25) -> None:
+        self.store = store
+        self.settings = settings
+        self.owner = owner
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self.in_flight: dict[str, int] = defaultdict(int)
+        self._known: dict[str, Destination] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._session: aiohttp.ClientSession | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        )
+        try:
+            while not self._stopping:
+                try:
+                    await self._dispatch()
+                except Exception:
+                    log.exception("dispatch failed; retrying")
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            await self._session.close()
+
+    async def _dispatch(self) -> None:
+        self._known.update(self.settings().destinations())
+        now = time.time()
+        for name in await self.store.pending_destinations(now):
+            destination = self._known.get(name)
+            if destination is None:
+                await self._orphan(name, now)
+                continue
+            free = destination.max_in_flight - self.in_flight[name]
+            if free <= 0:
+                continue
+            lease = now + destination.timeout + LEASE_MARGIN_S
+            for delivery in await self.store.claim(name, free, self.owner, lease, now):
+                self.in_flight[name] += 1
+                task = asyncio.create_task(self._deliver(delivery, destination))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _orphan(self, name: str, now: float) -> None:
+        """Deliveries to a destination no config names any more become dead letters."""
+        claimed = await self.store.claim(name, 1000, self.owner, now + LEASE_MARGIN_S, now)
+        await self.store.record([
+            AttemptRecord(d.id, d.attempt, now, 0.0, None,
+                          f"destination {name!r} is not in the config", "dead")
+            for d in claimed
+        ])
+
+    async def _deliver(self, delivery: ClaimedDelivery, destination: Destination) -> None:
+        attempt = delivery.attempt + 1
+        try:
+            assert self._session is not None  # set before dispatching
+            outcome = await send(self._session, delivery, destination, attempt)
+            record = decide(delivery, destination, attempt, outcome, time.time())
+            self.metrics.attempt(destination.name, outcome, record.state)
+            await self.store.record([record])
+        except Exception:
+            log.exception("delivery %s to %s failed to record", delivery.id, destination.name)
+        finally:
+            self.in_flight[destination.name] -= 1
+            self._wake.set()
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming, let deliveries in flight finish (up to ``grace``), release leases."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        released = await self.store.release(self.owner)
+        if released:
+            log.info("released %d leased deliveries", released)
