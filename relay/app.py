@@ -145,7 +145,7 @@ def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     store, worker, runtime = app[STORE], app[WORKER], app[RUNTIME]
     await store.open()
-    worker_task = asyncio.create_task(worker.run(), name="relay-worker")
+    worker.start()
     watch_task = asyncio.create_task(runtime.watch(), name="relay-config-watch")
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -157,9 +157,6 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
             loop.remove_signal_handler(signal.SIGHUP)
         watch_task.cancel()
         await worker.stop()
-        worker_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker_task
         with contextlib.suppress(asyncio.CancelledError):
             await watch_task
         await store.close()

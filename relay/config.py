@@ -357,7 +357,7 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
     window = data.get("replay_window") or {}
     tls = data.get("tls") or {}
     log = data.get("log") or {}
-    if not 0 < int(port) < 65536:
+    if not 0 <= int(port) < 65536:
         builder.problems.add(("listen",), f"port {port} is out of range")
     return Settings(
         subhooks=builder.subhooks(data["subhooks"]),

@@ -264,6 +264,19 @@ def doc_files(docs_dir: Path) -> list[Path]:
     return files
 
 
+def examples(docs_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
+    """(product, event, repaired fields) of every example push in the docs, in doc order.
+
+    ``events`` is left as the doc wrote it (one doc mislabels an example).
+    """
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    for path in doc_files(docs_dir):
+        for section in parse_doc(path.read_text(encoding="utf-8")):
+            found.extend((product_of(path), section.event, dict(example.fields))
+                         for example in section.examples)
+    return found
+
+
 def render(schema: dict[str, Any]) -> str:
     """The bytes a schema file holds: stable across runs so a diff means a real change."""
     return json.dumps(schema, ensure_ascii=False, indent=2) + "\n"

@@ -54,6 +54,8 @@ def read_form(body: bytes | str, max_fields: int) -> Fields:
     except UnicodeDecodeError as exc:
         raise BadPush(["form value is not valid UTF-8 once percent-decoded"]) from exc
     except ValueError as exc:
+        if "max number of fields" in str(exc).lower():
+            raise BadPush([f"more than {max_fields} fields"]) from exc
         raise BadPush([f"form body cannot be read: {exc}"]) from exc
     return _collect(pairs, max_fields)
 
@@ -137,11 +139,14 @@ _DIGITS = re.compile(r"\d")
 
 
 def mask_phone(value: str) -> str:
-    """``13812345678`` → ``138****5678``: enough to tell numbers apart in logs, no more."""
+    """``13812345678`` → ``138****5678``: enough to tell numbers apart in logs, no more.
+
+    Shorter numbers show less: the last four digits from eight digits on, the last two
+    from five, nothing below that. Characters other than digits are kept.
+    """
     digits = len(_DIGITS.findall(value))
-    if digits <= 4:
-        return "*" * len(value)
-    keep_head, keep_tail = min(3, digits - 4), 4
+    keep_head = 3 if digits >= 11 else 0
+    keep_tail = 4 if digits >= 8 else 2 if digits > 4 else 0
     out, seen = [], 0
     for ch in value:
         if ch.isdigit():

@@ -67,9 +67,13 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._session: aiohttp.ClientSession | None = None
+        self._loop_task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self.run(), name="relay-worker")
 
     async def run(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -85,6 +89,8 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
         finally:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks))
             await self._session.close()
 
     async def _dispatch(self) -> None:
@@ -99,6 +105,8 @@ class Worker:
             if free <= 0:
                 continue
             lease = now + destination.timeout + LEASE_MARGIN_S
+            if self._stopping:
+                return
             for delivery in await self.store.claim(name, free, self.owner, lease, now):
                 self.in_flight[name] += 1
                 task = asyncio.create_task(self._deliver(delivery, destination))
@@ -132,12 +140,14 @@ class Worker:
         """Stop claiming, let deliveries in flight finish (up to ``grace``), release leases."""
         self._stopping = True
         self._wake.set()
+        # The dispatch loop ends first (no claim after this point), then deliveries in
+        # flight get ``grace`` seconds to finish and record; what is left is released.
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        if self._loop_task is not None:
+            await self._loop_task
         released = await self.store.release(self.owner)
         if released:
             log.info("released %d leased deliveries", released)

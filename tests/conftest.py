@@ -1,9 +1,21 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from relay.app import create_app
+from relay.runtime import Runtime
+from relay.signature import sign
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT.parent / "shared" / "subhook-docs"
@@ -27,3 +39,117 @@ def write_config(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+# -- servers standing in for internal services, and a relay under test ----------------------
+
+
+
+
+
+@dataclass
+class Received:
+    """One request a sink got."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Sink:
+    """A real HTTP server on 127.0.0.1 that records requests and answers as scripted."""
+
+    server: TestServer
+    received: list[Received] = field(default_factory=list)
+    #: statuses to answer in turn (then 200); each may be (status, headers) or a delay "sleep:S"
+    script: list[Any] = field(default_factory=list)
+    delay: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/hook"))
+
+    async def wait_for(self, count: int, within: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + within
+        while len(self.received) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sink got {len(self.received)} requests, wanted {count}")
+            await asyncio.sleep(0.01)
+        return self.received
+
+
+@pytest.fixture
+async def make_sink() -> AsyncIterator[Callable[..., Awaitable[Sink]]]:
+    """Factory of recording sinks; each is closed at the end of the test."""
+    servers: list[TestServer] = []
+
+    async def make(script: list[Any] | None = None, delay: float = 0.0) -> Sink:
+        app = web.Application()
+        sink: Sink
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            body = await request.read()
+            if sink.delay:
+                await asyncio.sleep(sink.delay)
+            step = sink.script.pop(0) if sink.script else 200
+            if isinstance(step, str) and step.startswith("sleep:"):
+                await asyncio.sleep(float(step.split(":")[1]))
+                step = 200
+            status, headers = step if isinstance(step, tuple) else (step, {})
+            sink.received.append(Received(request.path, dict(request.headers), body,
+                                          time.monotonic()))
+            return web.Response(status=status, headers=headers, text="sink")
+
+        app.router.add_route("*", "/{tail:.*}", handle)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        sink = Sink(server, script=list(script or []), delay=delay)
+        return sink
+
+    yield make
+    for server in servers:
+        await server.close()
+
+
+KEYS = {"sms": "sms-key-0123", "internationalsms": "intl-key-4567", "mms": "mms-key-89ab"}
+
+
+def signed(product: str, fields: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+    """A push with a fresh token, signed with the product's test key."""
+    token = secrets.token_hex(16)
+    out = {k: v for k, v in fields.items() if k not in ("token", "signature")}
+    out["token"] = token
+    out["signature"] = sign(token, key or KEYS[product])
+    return out
+
+
+def relay_config(routes: str, extra: str = "", store: str = "relay.db") -> str:
+    subhooks = "\n".join(
+        f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}, old-{k}]}}" for p, k in KEYS.items()
+    )
+    return (f"listen: 127.0.0.1:0\nstore: sqlite:///{store}\nsubhooks:\n{subhooks}\n"
+            f"routes:\n{routes}\n"
+            "retry: {max_attempts: 5, initial_delay: 10ms, max_delay: 50ms, max_age: 1h}\n"
+            + extra)
+
+
+@pytest.fixture
+async def make_relay(
+    tmp_path: Path, aiohttp_client: Any
+) -> Callable[..., Awaitable[TestClient[Any, Any]]]:
+    """Factory: a relay app on a real SQLite file, driven through a real HTTP client."""
+    async def make(routes: str, extra: str = "") -> TestClient[Any, Any]:
+        path = tmp_path / "relay.yaml"
+        db = tmp_path / "relay.db"
+        path.write_text(relay_config(routes, extra, store=str(db)), encoding="utf-8")
+        runtime = Runtime.load(path)
+        client: TestClient[Any, Any] = await aiohttp_client(create_app(runtime))
+        return client
+
+    return make

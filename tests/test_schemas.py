@@ -17,13 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def doc_examples(docs_dir: Path) -> list[tuple[str, str, dict[str, Any]]]:
-    """(product, section event, repaired example) for every example push in the docs."""
-    found = []
-    for path in docs2schema.doc_files(docs_dir):
-        for section in docs2schema.parse_doc(path.read_text(encoding="utf-8")):
-            for example in section.examples:
-                found.append((docs2schema.product_of(path), section.event, example.fields))
-    return found
+    return docs2schema.examples(docs_dir)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import pytest
+
+from relay.errors import BadPush, UnsupportedMediaType
+from relay.pushes import identity, mask_phone, read_push
+
+
+def test_readers_agree_across_content_types() -> None:
+    """The same fields come out of a form, JSON, multipart, text/plain and a query string."""
+    expected = {"events": "mo", "content": "你好 & bye", "app": "1"}
+    form = "events=mo&content=%E4%BD%A0%E5%A5%BD+%26+bye&app=1"
+    multipart = (
+        "--b\r\nContent-Disposition: form-data; name=\"events\"\r\n\r\nmo\r\n"
+        "--b\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\n你好 & bye\r\n"
+        "--b\r\nContent-Disposition: form-data; name=\"app\"\r\n\r\n1\r\n--b--\r\n"
+    ).encode()
+    form_type = "application/x-www-form-urlencoded"
+    assert read_push("POST", form_type, form.encode(), "", 50) == expected
+    as_json = '{"events":"mo","content":"你好 & bye","app":"1"}'.encode()
+    assert read_push("POST", "application/json; charset=utf-8", as_json, "", 50) == expected
+    assert read_push("POST", "multipart/form-data; boundary=b", multipart, "", 50) == expected
+    assert read_push("POST", "text/plain", form.encode(), "", 50) == expected
+    assert read_push("GET", "", b"", form, 50) == expected
+
+
+@pytest.mark.parametrize(("content_type", "body", "message"), [
+    ("application/json", b'{"a": 1, "a": 2}', "a: given more than once"),
+    ("application/json", b'{"a": {"b": 1}}', "a: must be a plain value"),
+    ("application/json", b"[" * 100000, "nested too deeply"),
+    ("application/x-www-form-urlencoded", b"a=%FF", "not valid UTF-8"),
+    ("application/x-www-form-urlencoded", b"&".join(b"f%d=1" % i for i in range(60)),
+     "more than 50 fields"),
+    ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=\"a\"",
+     "multipart body"),
+    ("multipart/form-data", b"x", "without a boundary"),
+])
+def test_unreadable_bodies_are_400(content_type: str, body: bytes, message: str) -> None:
+    """Each malformed body is a BadPush naming the problem."""
+    with pytest.raises(BadPush) as info:
+        read_push("POST", content_type, body, "", 50)
+    assert message in info.value.problems[0]
+
+
+def test_unknown_content_type_is_415() -> None:
+    """Only the four content types SUBMAIL uses are read."""
+    with pytest.raises(UnsupportedMediaType):
+        read_push("POST", "application/xml", b"<a/>", "", 50)
+    with pytest.raises(UnsupportedMediaType):
+        read_push("POST", "", b"a=1", "", 50)
+
+
+def test_identity_ignores_token_signature_and_value_types() -> None:
+    """Identity: same for a re-push with a new token, differs for any changed field."""
+    base = {"events": "delivered", "app": 1, "send_id": "s", "token": "t1", "signature": "x"}
+    same = {**base, "app": "1", "token": "t2", "signature": "y"}
+    assert identity("sms", base) == identity("sms", same)
+    assert identity("sms", base) != identity("mms", base)
+    assert identity("sms", base) != identity("sms", {**base, "send_id": "s2"})
+
+
+def test_phone_masking() -> None:
+    """Keep the first three and last four digits at most; short numbers vanish entirely."""
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("+8613812345678") == "+861******5678"
+    assert mask_phone("138 1234 5678") == "138 **** 5678"
+    assert mask_phone("12345678") == "****5678"
+    assert mask_phone("12345") == "***45"
+    assert mask_phone("1234") == "****"

@@ -1,0 +1,317 @@
+"""`relay serve` as a real process: crash safety, clean shutdown, the example config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from conftest import KEYS, ROOT, signed
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Relay:
+    """A `relay serve` subprocess on a config file."""
+
+    def __init__(self, config: Path, port: int, cwd: Path, env: dict[str, str] | None = None):
+        self.config, self.port, self.cwd = config, port, cwd
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = cwd / "relay.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "relay", "serve", "--config", str(self.config)],
+                cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        async with aiohttp.ClientSession() as session:
+            while True:
+                assert self.proc.poll() is None, self.log.read_text()
+                try:
+                    async with session.get(self.url + "/readyz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                assert time.monotonic() < deadline, "relay did not start"
+                await asyncio.sleep(0.05)
+
+    def signal(self, sig: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+async def make_flaky() -> AsyncIterator[Callable[[float], Awaitable[tuple[FlakySink, str]]]]:
+    """Factory of FlakySinks (started, with their URL), closed after the test."""
+    sinks: list[FlakySink] = []
+
+    async def make(failure_rate: float) -> tuple[FlakySink, str]:
+        sink = FlakySink(failure_rate)
+        sinks.append(sink)
+        return sink, await sink.start()
+
+    yield make
+    for sink in sinks:
+        if sink.server is not None:
+            await sink.server.close()
+
+
+@pytest.fixture
+async def relays() -> AsyncIterator[list[Relay]]:
+    started: list[Relay] = []
+    yield started
+    for relay in started:
+        relay.stop()
+
+
+class FlakySink:
+    """Answers 503 to a share of requests, 200 to the rest; records what it accepted."""
+
+    def __init__(self, failure_rate: float) -> None:
+        self.failure_rate = failure_rate
+        self.accepted: set[str] = set()
+        self.requests = 0
+        self.server: TestServer | None = None
+
+    async def start(self) -> str:
+        app = web.Application()
+
+        async def handle(request: web.Request) -> web.Response:
+            self.requests += 1
+            body = await request.json()
+            if random.random() < self.failure_rate:
+                return web.Response(status=503)
+            self.accepted.add(body["send_id"])
+            return web.Response(text="ok")
+
+        app.router.add_post("/hook", handle)
+        self.server = TestServer(app, host="127.0.0.1")
+        await self.server.start_server()
+        return str(self.server.make_url("/hook"))
+
+
+MakeFlaky = Callable[[float], Awaitable[tuple[FlakySink, str]]]
+
+
+def write_config(path: Path, port: int, routes: str, db: Path) -> None:
+    subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
+                         for p, k in KEYS.items())
+    path.write_text(
+        f"listen: 127.0.0.1:{port}\nstore: sqlite:///{db}\nsubhooks:\n{subhooks}\n"
+        f"routes:\n{routes}\n"
+        "retry: {max_attempts: 50, initial_delay: 20ms, max_delay: 200ms, max_age: 1h}\n",
+        encoding="utf-8")
+
+
+async def push_many(url: str, start: int, count: int, acked: set[str],
+                    concurrency: int = 8) -> None:
+    """Push events; remember every send_id the relay answered 200."""
+    queue = list(range(start, start + count))
+
+    async def run(session: aiohttp.ClientSession) -> None:
+        while queue:
+            index = queue.pop(0)
+            send_id = f"evt-{index}"
+            fields = signed("sms", {"events": "delivered", "address": "13800000000",
+                                    "app": 1, "send_id": send_id,
+                                    "timestamp": int(time.time())})
+            try:
+                async with session.post(url + "/subhook/sms", data=fields) as response:
+                    if response.status == 200:
+                        acked.add(send_id)
+            except (TimeoutError, aiohttp.ClientError):
+                pass
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        await asyncio.gather(*(run(session) for _ in range(concurrency)))
+
+
+async def wait_until(check: Callable[[], bool], within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
+
+
+async def test_sigkill_while_acknowledging_loses_nothing(
+    tmp_path: Path, relays: list[Relay], make_flaky: MakeFlaky
+) -> None:
+    """SIGKILL mid-load, restart on the same file: every 200'd event reaches both services."""
+    flaky, flaky_url = await make_flaky(0.4)
+    steady, steady_url = await make_flaky(0.0)
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    write_config(config, port, (
+        f'  - {{name: all, destinations: [{{name: flaky, url: "{flaky_url}"}},'
+        f' {{name: steady, url: "{steady_url}"}}]}}'), tmp_path / "relay.db")
+    acked: set[str] = set()
+    rounds = 3
+    for round_ in range(rounds):
+        relay = Relay(config, port, tmp_path)
+        relays.append(relay)
+        await relay.start()
+        before = len(acked)
+        pushing = asyncio.create_task(push_many(relay.url, round_ * 100_000, 20_000, acked))
+        await asyncio.sleep(random.uniform(0.3, 0.8))
+        assert relay.signal(signal.SIGKILL) == -signal.SIGKILL
+        await pushing
+        # the kill must land while pushes are still being acknowledged
+        assert 0 < len(acked) - before < 20_000
+    relay = Relay(config, port, tmp_path)
+    relays.append(relay)
+    await relay.start()
+    assert len(acked) > 50, "too few pushes were acknowledged to test anything"
+    await wait_until(lambda: acked <= steady.accepted and acked <= flaky.accepted, 60,
+                     "acknowledged events missing after restart")
+    assert relay.signal(signal.SIGTERM) == 0
+    print(f"sigkill: {rounds} rounds, {len(acked)} acknowledged, "
+          f"{flaky.requests} attempts at the flaky service")
+
+
+async def test_sigterm_releases_leases_and_restart_delivers(
+    tmp_path: Path, relays: list[Relay], make_flaky: MakeFlaky
+) -> None:
+    """SIGTERM with deliveries failing: exit 0, nothing leased, a restart delivers the rest."""
+    sink, url = await make_flaky(1.0)
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    db = tmp_path / "relay.db"
+    write_config(config, port, f'  - {{name: all, destinations: [{{name: s, url: "{url}"}}]}}',
+                 db)
+    relay = Relay(config, port, tmp_path)
+    relays.append(relay)
+    await relay.start()
+    acked: set[str] = set()
+    await push_many(relay.url, 0, 30, acked)
+    assert relay.signal(signal.SIGTERM) == 0
+    with sqlite3.connect(db) as conn:
+        leased = conn.execute("SELECT count(*) FROM deliveries WHERE lease_owner IS NOT NULL")
+        assert leased.fetchone()[0] == 0
+        pending = conn.execute("SELECT count(*) FROM deliveries WHERE state = 'pending'")
+        assert pending.fetchone()[0] == 30
+    sink.failure_rate = 0.0
+    relay = Relay(config, port, tmp_path)
+    relays.append(relay)
+    await relay.start()
+    await wait_until(lambda: sink.accepted == acked, 30, "not delivered after restart")
+
+
+async def test_sighup_reload_and_refused_edit(
+    tmp_path: Path, relays: list[Relay], make_flaky: MakeFlaky
+) -> None:
+    """SIGHUP reloads the file; a broken file is refused and the process keeps serving."""
+    sink, url = await make_flaky(0.0)
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    write_config(config, port, "  []", tmp_path / "relay.db")
+    relay = Relay(config, port, tmp_path)
+    relays.append(relay)
+    await relay.start()
+    write_config(config, port, f'  - {{name: all, destinations: [{{name: s, url: "{url}"}}]}}',
+                 tmp_path / "relay.db")
+    assert relay.proc is not None
+    relay.proc.send_signal(signal.SIGHUP)
+    acked: set[str] = set()
+
+    async def generation() -> int:
+        async with aiohttp.ClientSession() as session, \
+                session.get(relay.url + "/readyz") as response:
+            return int((await response.json())["config_generation"])
+
+    deadline = time.monotonic() + 10
+    while await generation() < 2:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await push_many(relay.url, 0, 5, acked)
+    await wait_until(lambda: sink.accepted == acked == {f"evt-{i}" for i in range(5)}, 10,
+                     "not routed after reload")
+    config.write_text("subhooks: {broken", encoding="utf-8")
+    relay.proc.send_signal(signal.SIGHUP)
+    await asyncio.sleep(0.5)
+    assert relay.proc.poll() is None
+    assert await generation() == 2
+    await push_many(relay.url, 100, 3, acked)
+    assert len(acked) == 8
+    assert "config reload refused" in relay.log.read_text()
+
+
+async def test_example_config_serves_and_relay_push_gets_200(
+    tmp_path: Path, relays: list[Relay]
+) -> None:
+    """`relay serve --config config.example.yaml` runs as shipped; `relay push` gets a 200."""
+    port = free_port()
+    relay = Relay(ROOT / "config.example.yaml", port, tmp_path,
+                  env={"RELAY_LISTEN": f"127.0.0.1:{port}"})
+    relays.append(relay)
+    await relay.start()
+    for content_type in ("form", "json", "multipart"):
+        result = subprocess.run(
+            [sys.executable, "-m", "relay", "push", relay.url + "/subhook/sms", "--product",
+             "sms", "--event", "delivered", "--key", "example-sms-subhook-key", "--tag",
+             "order-1", "--content-type", content_type],
+            capture_output=True, text=True, check=False, timeout=30)
+        assert result.returncode == 0, result.stdout + result.stderr
+        status, body = result.stdout.split(" ", 1)
+        assert status == "200"
+        assert json.loads(body)["status"] == "accepted"
+    wrong = subprocess.run(
+        [sys.executable, "-m", "relay", "push", relay.url + "/subhook/sms", "--product", "sms",
+         "--event", "delivered", "--key", "not-the-key"],
+        capture_output=True, text=True, check=False, timeout=30)
+    assert wrong.returncode == 1
+    assert wrong.stdout.startswith("401 ")
+    assert (tmp_path / "relay.db").exists()
+    log = relay.log.read_text()
+    assert "13800000000" not in log and "138****0000" in log
+    assert relay.signal(signal.SIGTERM) == 0
+
+
+def test_cli_dead_and_quarantine_commands(tmp_path: Path) -> None:
+    """`relay dead list/replay` and `relay quarantine list` work on the store file offline."""
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    write_config(config, port, "  []", tmp_path / "relay.db")
+
+    def relay(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "relay", *args, "--config", str(config)],
+                              capture_output=True, text=True, check=False, cwd=tmp_path)
+
+    listed = relay("dead", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    assert relay("dead", "replay", "--all").stdout.startswith("replayed 0 dead letter(s)")
+    assert "0 quarantined push(es)" in relay("quarantine", "list").stdout
+    assert relay("quarantine", "replay", "--all").returncode == 0
+
