@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -110,7 +109,8 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._flushing = False
-        self._lock = threading.Lock()
+        #: transactions committed by the grouped writer (how grouping is observed)
+        self.commits = 0
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -171,8 +171,8 @@ class SqliteStore:
         finally:
             self._flushing = False
 
-    @staticmethod
     def _transaction(
+        self,
         conn: sqlite3.Connection,
         batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
     ) -> list[Any]:
@@ -189,6 +189,7 @@ class SqliteStore:
                     conn.execute("RELEASE op")
                     results.append(exc)
             conn.execute("COMMIT")
+            self.commits += 1
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from conftest import Sink, signed
+
+from relay.app import STORE
+from relay.store.sqlite import SqliteStore
+
+Client = TestClient[Any, Any]
+MakeRelay = Callable[..., Awaitable[Client]]
+MakeSink = Callable[..., Awaitable[Sink]]
+
+
+def delivered(send_id: str) -> dict[str, Any]:
+    return signed("sms", {"events": "delivered", "address": "1", "app": 1, "send_id": send_id,
+                          "timestamp": int(time.time())})
+
+
+async def test_health_ready_and_metrics(make_relay: MakeRelay, make_sink: MakeSink) -> None:
+    """/healthz and /readyz answer; /metrics counts pushes by outcome and deliveries."""
+    sink = await make_sink()
+    client = await make_relay(f'  - {{name: all, destinations: [{{name: s, url: "{sink.url}"}}]}}')
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 200
+    assert (await client.post("/subhook/sms", data=delivered("a"))).status == 200
+    assert (await client.post("/subhook/sms", data=delivered("a"))).status == 200  # duplicate
+    assert (await client.post("/subhook/sms", data={"events": "x"})).status == 401
+    await sink.wait_for(1)
+    text = ""
+    for _ in range(50):
+        text = await (await client.get("/metrics")).text()
+        if 'relay_deliveries_total{destination="s",state="delivered"} 1.0' in text:
+            break
+        await asyncio.sleep(0.05)
+    for line in (
+        'relay_events_received_total{event="delivered",outcome="accepted",product="sms"} 1.0',
+        'relay_events_received_total{event="delivered",outcome="duplicate",product="sms"} 1.0',
+        'relay_events_received_total{event="-",outcome="invalid_signature",product="sms"} 1.0',
+        'relay_delivery_attempts_total{destination="s",outcome="delivered"} 1.0',
+        'relay_deliveries_total{destination="s",state="delivered"} 1.0',
+        "relay_queue_depth 0.0",
+        "relay_dead_letters 0.0",
+    ):
+        assert line in text
+    assert "relay_ingest_seconds_bucket" in text
+    assert "relay_delivery_attempt_seconds_bucket" in text
+
+
+async def test_admin_needs_a_configured_token(make_relay: MakeRelay) -> None:
+    """Admin endpoints are off without a token, and refuse a missing or wrong one."""
+    client = await make_relay("  []")
+    assert (await client.get("/admin/dead")).status == 404
+    client = await make_relay("  []", "admin: {token: s3cret}\n")
+    assert (await client.get("/admin/dead")).status == 401
+    assert (await client.get("/admin/dead", headers={"Authorization": "Bearer nope"})).status \
+        == 401
+    ok = await client.get("/admin/dead", headers={"Authorization": "Bearer s3cret"})
+    assert (ok.status, await ok.json()) == (200, {"dead_letters": []})
+    bad = await client.post("/admin/dead/replay", json={"ids": "all"},
+                            headers={"Authorization": "Bearer s3cret"})
+    assert bad.status == 400
+
+
+async def test_store_that_cannot_write_answers_503_then_recovers(make_relay: MakeRelay) -> None:
+    """When SQLite refuses writes the push gets 503 (never 200); once it can, 200 again."""
+    client = await make_relay("  []")
+    assert client.app is not None
+    store = client.app[STORE]
+    assert isinstance(store, SqliteStore)
+    await store._run(lambda conn: conn.execute("PRAGMA query_only = ON"))
+    response = await client.post("/subhook/sms", data=delivered("x"))
+    assert response.status == 503
+    assert (await response.json())["error"] == "store_unavailable"
+    await store._run(lambda conn: conn.execute("PRAGMA query_only = OFF"))
+    assert (await client.post("/subhook/sms", data=delivered("x"))).status == 200
