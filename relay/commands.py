@@ -114,8 +114,9 @@ def serve(path: Path) -> int:
         context.load_cert_chain(settings.tls_cert, settings.tls_key)
     web.run_app(create_app(runtime), host=settings.listen_host, port=settings.listen_port,
                 ssl_context=context, shutdown_timeout=15.0, print=None,
-                handler_cancellation=False,
-                access_log=None)
+                handler_cancellation=False, access_log=None,
+                max_line_size=settings.limits.max_header_size,
+                max_field_size=settings.limits.max_header_size)
     return 0
 
 

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -151,12 +152,16 @@ def _line_map(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
 
 
 class _Problems:
-    """Collects problems, each with its key path and line."""
+    """Collects problems, each with its key path and line; ``items`` in file order."""
 
     def __init__(self, lines: Mapping[Path_, int], source: str) -> None:
         self.lines = lines
         self.source = source
-        self.items: list[str] = []
+        self._found: list[tuple[int, str]] = []
+
+    @property
+    def items(self) -> list[str]:
+        return [text for _, text in sorted(self._found, key=lambda item: item[0])]
 
     def add(self, path: Path_, message: str) -> None:
         probe = path
@@ -164,7 +169,7 @@ class _Problems:
             probe = probe[:-1]
         line = self.lines.get(probe)
         where = f"{self.source}:{line}: " if line else f"{self.source}: "
-        self.items.append(f"{where}{dotted(path)}: {message}")
+        self._found.append((line or 0, f"{where}{dotted(path)}: {message}"))
 
 
 def _expand(value: Any, env: Mapping[str, str], path: Path_, problems: _Problems) -> Any:
@@ -296,10 +301,17 @@ class _Builder:
             for k_index, key in enumerate(keys):
                 if not key:
                     self.problems.add(("subhooks", index, "keys", k_index), "key is empty")
-            subhooks.append(
-                Subhook(item["path"], item["product"], keys, tuple(item.get("allow_ips", ())))
-            )
+            allow = tuple(item.get("allow_ips", ()))
+            self.cidrs(allow, ("subhooks", index, "allow_ips"))
+            subhooks.append(Subhook(item["path"], item["product"], keys, allow))
         return tuple(subhooks)
+
+    def cidrs(self, values: tuple[str, ...], path: Path_) -> None:
+        for index, value in enumerate(values):
+            try:
+                ip_network(value, strict=False)
+            except ValueError:
+                self.problems.add((*path, index), f"{value!r} is not an IP address or CIDR")
 
     def limits(self, raw: Mapping[str, Any]) -> Limits:
         base = Limits()
@@ -357,6 +369,7 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
     window = data.get("replay_window") or {}
     tls = data.get("tls") or {}
     log = data.get("log") or {}
+    builder.cidrs(tuple(data.get("trusted_proxies", ())), ("trusted_proxies",))
     if not 0 <= int(port) < 65536:
         builder.problems.add(("listen",), f"port {port} is out of range")
     return Settings(

@@ -10,6 +10,7 @@
           ├── SignatureInvalid  401: signature missing or not made with a configured key
           ├── ReplayRefused     401: timestamp outside the replay window
           ├── NotAllowed        403: the client address is not allowed for this SUBHOOK
+          ├── ReadTimedOut      408: the body did not arrive within limits.read_timeout
           ├── PayloadTooLarge   413: body over the limit
           ├── UnsupportedMediaType 415
           └── EventInvalid      422: unknown event, or the schema rejects the fields
@@ -80,6 +81,11 @@ class UnsupportedMediaType(PushRejected):
 class ReplayRefused(PushRejected):
     status = 401
     code = "outside_replay_window"
+
+
+class ReadTimedOut(PushRejected):
+    status = 408
+    code = "read_timeout"
 
 
 class NotAllowed(PushRejected):

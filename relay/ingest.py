@@ -6,10 +6,13 @@ Checks run in the order of SPEC section 4; each refusal has a JSON body naming t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from aiohttp import web
@@ -18,8 +21,10 @@ from relay import pushes
 from relay.config import Destination, Settings, Subhook
 from relay.errors import (
     EventInvalid,
+    NotAllowed,
     PayloadTooLarge,
     PushRejected,
+    ReadTimedOut,
     ReplayRefused,
     SignatureInvalid,
 )
@@ -37,16 +42,56 @@ def problem(status: int, code: str, problems: list[str]) -> web.Response:
                              status=status)
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int, within: float) -> bytes:
+    """The whole body, refused when over ``limit`` bytes or slower than ``within`` seconds."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge([f"body of {request.content_length} bytes is over {limit}"])
     chunks, size = [], 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge([f"body is over {limit} bytes"])
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(within):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge([f"body is over {limit} bytes"])
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise ReadTimedOut([f"body not received within {within:g}s"]) from exc
     return b"".join(chunks)
+
+
+@lru_cache(maxsize=256)
+def _networks(cidrs: tuple[str, ...]) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(c, strict=False) for c in cidrs)
+
+
+def _in(address: str, cidrs: tuple[str, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in _networks(cidrs))
+
+
+def client_address(peer: str | None, forwarded_for: str | None,
+                   trusted: tuple[str, ...]) -> str | None:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the rightmost
+    ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
+    if peer is None or not forwarded_for or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def check_address(request: web.Request, subhook: Subhook, settings: Settings) -> None:
+    if not subhook.allow_ips:
+        return
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                             settings.trusted_proxies)
+    if address is None or not _in(address, subhook.allow_ips):
+        raise NotAllowed([f"address {address} is not allowed to push to {subhook.path}"])
 
 
 def check_signature(fields: dict[str, Any], keys: tuple[str, ...]) -> None:
@@ -65,6 +110,8 @@ def check_window(fields: dict[str, Any], settings: Settings, now: float) -> None
     if isinstance(raw, bool):
         return
     if isinstance(raw, int) or (isinstance(raw, str) and raw.isascii() and raw.isdigit()):
+        if len(str(raw)) > 15:
+            raise ReplayRefused([f"timestamp: {str(raw)[:20]}... is out of range"])
         stamp = int(raw)
         if stamp < now - settings.replay_past:
             raise ReplayRefused([f"timestamp: {stamp} is older than the replay window "
@@ -115,15 +162,22 @@ class Ingest:
             outcome = "store_unavailable"
             response = problem(503, "store_unavailable", ["the event could not be stored; "
                                                           "retry later"])
+        except Exception:
+            # A bug must not cost SUBMAIL's receipt: 500 makes it re-push later.
+            log.exception("unexpected error handling a push to %s", request.path)
+            outcome = "internal_error"
+            response = problem(500, "internal_error", ["unexpected error; see the relay log"])
         self.metrics.received(product, event, outcome, time.monotonic() - started)
         return response
 
     async def _receive(self, request: web.Request, settings: Settings,
                        subhook: Subhook) -> tuple[web.Response, str, str]:
+        check_address(request, subhook, settings)
         if request.method not in ("POST", "GET"):
             raise PushRejected([f"method {request.method} is not accepted; use POST"])
+        limits = settings.limits
         body = b"" if request.method == "GET" else await read_body(
-            request, settings.limits.max_body_size)
+            request, limits.max_body_size, limits.read_timeout)
         content_type = request.headers.get("Content-Type", "")
         fields = pushes.read_push(request.method, content_type, body, request.query_string,
                                   settings.limits.max_fields)
@@ -152,10 +206,10 @@ class Ingest:
             return web.json_response({"status": "duplicate"}), event, "duplicate"
         self.on_accepted()
         address = fields.get("address")
+        shown = "-" if not address else (
+            pushes.mask_phone(str(address)) if settings.mask_phone_numbers else address)
         log.info("accepted %s %s id=%s address=%s -> %s", subhook.product, event,
-                 record.webhook_id,
-                 pushes.mask_phone(str(address)) if settings.mask_phone_numbers and address
-                 else address, ",".join(d.name for d in destinations) or "(no route)")
+                 record.webhook_id, shown, ",".join(d.name for d in destinations) or "(no route)")
         return web.json_response({"status": "accepted", "webhook_id": record.webhook_id,
                                   "destinations": [d.name for d in destinations]}), event, \
             "accepted"

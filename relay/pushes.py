@@ -64,8 +64,12 @@ def read_json(body: bytes, max_fields: int) -> Fields:
     def no_duplicates(pairs: list[tuple[str, Any]]) -> Fields:
         return _collect(pairs, max_fields)
 
+    def no_constants(name: str) -> Any:
+        raise BadPush([f"{name} is not a JSON number SUBMAIL sends"])
+
     try:
-        value = json.loads(_decode(body), object_pairs_hook=no_duplicates)
+        value = json.loads(_decode(body), object_pairs_hook=no_duplicates,
+                           parse_constant=no_constants)
     except RecursionError as exc:
         raise BadPush(["JSON nested too deeply"]) from exc
     except ValueError as exc:
@@ -77,7 +81,19 @@ def read_json(body: bytes, max_fields: int) -> Fields:
     for name, item in value.items():
         if isinstance(item, dict | list):
             raise BadPush([f"{name}: must be a plain value (one flat event per push)"])
+        for text in (name, item):
+            # "\ud800" escapes decode to lone surrogates, which no UTF-8 store can keep.
+            if isinstance(text, str) and not _encodable(text):
+                raise BadPush([f"{name!r}: contains an unpaired surrogate escape"])
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_multipart(body: bytes, content_type: str, max_fields: int) -> Fields:

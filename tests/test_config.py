@@ -152,3 +152,13 @@ def test_relative_paths_resolve_against_the_config_file(
     assert settings.schemas_dir == path.parent / "my-schemas"
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(path.parent / "missing.yaml")
+
+
+def test_cidrs_are_checked() -> None:
+    """allow_ips and trusted_proxies must be addresses or CIDRs."""
+    text = MINIMAL.replace('keys: ["${SMS_KEY}", "old-key"]',
+                           'keys: [k]\n    allow_ips: ["10.0.0.0/8", "not-an-ip"]')
+    assert problems_of(text + "trusted_proxies: [127.0.0.1, 300.1.1.1]\n") == [
+        "relay.yaml:5: subhooks[0].allow_ips[1]: 'not-an-ip' is not an IP address or CIDR",
+        "relay.yaml:14: trusted_proxies[1]: '300.1.1.1' is not an IP address or CIDR",
+    ]

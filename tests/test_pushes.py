@@ -67,3 +67,15 @@ def test_phone_masking() -> None:
     assert mask_phone("12345678") == "****5678"
     assert mask_phone("12345") == "***45"
     assert mask_phone("1234") == "****"
+
+
+def test_json_surrogates_and_constants_are_refused() -> None:
+    """Lone surrogate escapes and NaN/Infinity are not a push SUBMAIL sends: 400."""
+    with pytest.raises(BadPush, match="surrogate"):
+        read_push("POST", "application/json", b'{"content": "\\ud800"}', "", 50)
+    with pytest.raises(BadPush, match="surrogate"):
+        read_push("POST", "application/json", b'{"\\udfff": "x"}', "", 50)
+    with pytest.raises(BadPush, match="NaN"):
+        read_push("POST", "application/json", b'{"app": NaN}', "", 50)
+    assert read_push("POST", "application/json", b'{"c": "\\ud83d\\ude00"}', "", 50) == {
+        "c": "\U0001f600"}

@@ -109,6 +109,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._flushing = False
+        self._flush_task: asyncio.Task[None] | None = None
         #: transactions committed by the grouped writer (how grouping is observed)
         self.commits = 0
 
@@ -144,10 +145,9 @@ class SqliteStore:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending.append((fn, future))
         if not self._flushing:
+            # The flush starts on the next loop turn, so writes queued in this one join it.
             self._flushing = True
-            asyncio.get_running_loop().call_soon(
-                lambda: asyncio.ensure_future(self._flush())
-            )
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
         return await future
 
     async def _flush(self) -> None:
