@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
+import json
 import logging
 import os
 import signal
 import socket
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from relay import operations
 from relay.ingest import Ingest, problem
 from relay.metrics import Metrics
-from relay.replay import replay_quarantine
 from relay.runtime import Runtime
 from relay.store import Store, StoreUnavailable, open_store
 from relay.worker import Worker
@@ -30,14 +31,24 @@ METRICS = web.AppKey("metrics", Metrics)
 WORKER = web.AppKey("worker", Worker)
 
 
-def _admin_allowed(request: web.Request) -> web.Response | None:
-    token = request.app[RUNTIME].settings.admin_token
-    if not token:
-        return problem(404, "not_found", ["admin endpoints are off (no admin.token configured)"])
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
-    if not hmac.compare_digest(given, token.encode()):
-        return problem(401, "unauthorized", ["a valid bearer token is required"])
-    return None
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def admin(handler: Handler) -> Handler:
+    """Only with ``Authorization: Bearer <admin.token>``; 404 when no token is configured."""
+
+    @functools.wraps(handler)
+    async def guarded(request: web.Request) -> web.Response:
+        token = request.app[RUNTIME].settings.admin_token
+        if not token:
+            return problem(404, "not_found",
+                           ["admin endpoints are off (no admin.token configured)"])
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+        if not hmac.compare_digest(given, token.encode()):
+            return problem(401, "unauthorized", ["a valid bearer token is required"])
+        return await handler(request)
+
+    return guarded
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -54,66 +65,50 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    store = request.app[STORE]
-    body = request.app[METRICS].render(await store.queue_depth(), len(await store.dead_letters()))
+    pending, dead = await request.app[STORE].counts()
+    body = request.app[METRICS].render(pending, dead)
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
+@admin
 async def admin_dead(request: web.Request) -> web.Response:
-    refused = _admin_allowed(request)
-    if refused:
-        return refused
-    store = request.app[STORE]
-    rows = await store.dead_letters()
-    for row in rows:
-        row["attempts"] = await store.attempts(row["id"])
-    return web.json_response({"dead_letters": rows})
+    return web.json_response({"dead_letters": await operations.dead_letters(request.app[STORE])})
 
 
-async def admin_dead_replay(request: web.Request) -> web.Response:
-    refused = _admin_allowed(request)
-    if refused:
-        return refused
-    ids = await _replay_ids(request)
-    if isinstance(ids, web.Response):
-        return ids
-    count = await request.app[STORE].replay_dead(
-        ids, time.time(), request.app[RUNTIME].settings.retry.max_age)
-    request.app[WORKER].wake()
-    return web.json_response({"replayed": count})
+@admin
+async def admin_quarantine(request: web.Request) -> web.Response:
+    return web.json_response({"quarantine": await operations.quarantined(request.app[STORE])})
 
 
-async def _replay_ids(request: web.Request) -> list[int] | web.Response | None:
+async def _replay_ids(request: web.Request) -> list[int] | None:
+    """``{"ids": [..]}`` or ``{"all": true}`` (None); raises a 400 otherwise."""
     try:
         payload: Any = await request.json()
     except ValueError:
         payload = None
     if isinstance(payload, dict) and payload.get("all") is True:
         return None
-    if isinstance(payload, dict) and isinstance(payload.get("ids"), list) and all(
-            isinstance(i, int) for i in payload["ids"]):
-        return list(payload["ids"])
-    return problem(400, "bad_request", ['body must be {"ids": [1, 2]} or {"all": true}'])
-
-
-async def admin_quarantine(request: web.Request) -> web.Response:
-    refused = _admin_allowed(request)
-    if refused:
-        return refused
-    rows = await request.app[STORE].quarantined()
-    for row in rows:
-        row.pop("body", None)
-    return web.json_response({"quarantine": rows})
-
-
-async def admin_quarantine_replay(request: web.Request) -> web.Response:
-    refused = _admin_allowed(request)
-    if refused:
-        return refused
-    ids = await _replay_ids(request)
-    if isinstance(ids, web.Response):
+    ids = payload.get("ids") if isinstance(payload, dict) else None
+    if isinstance(ids, list) and all(isinstance(i, int) for i in ids):
         return ids
-    result = await replay_quarantine(request.app[STORE], request.app[RUNTIME], ids)
+    raise web.HTTPBadRequest(
+        text=json.dumps({"status": "error", "error": "bad_request",
+                         "problems": ['body must be {"ids": [1, 2]} or {"all": true}']}),
+        content_type="application/json")
+
+
+@admin
+async def admin_dead_replay(request: web.Request) -> web.Response:
+    count = await operations.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
+                                         await _replay_ids(request))
+    request.app[WORKER].wake()
+    return web.json_response({"replayed": count})
+
+
+@admin
+async def admin_quarantine_replay(request: web.Request) -> web.Response:
+    result = await operations.replay_quarantine(request.app[STORE], request.app[RUNTIME],
+                                                await _replay_ids(request))
     request.app[WORKER].wake()
     return web.json_response(result)
 

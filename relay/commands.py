@@ -7,20 +7,18 @@ import json
 import logging
 import ssl
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-from relay import docs2schema
+from relay import docs2schema, operations
 from relay.app import create_app
 from relay.config import Settings, load_config
 from relay.constants import canonical_event
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.push import sample_fields, send_push
-from relay.replay import replay_quarantine
 from relay.routing import EventKey, destinations_for, explain
 from relay.runtime import Runtime
 from relay.schemas import EventSchemas
@@ -159,9 +157,7 @@ def _with_store(path: Path, action: Callable[[Settings, Store], Awaitable[int]])
 
 def dead_list(path: Path, as_json: bool) -> int:
     async def action(settings: Settings, store: Store) -> int:
-        rows = await store.dead_letters()
-        for row in rows:
-            row["attempts"] = await store.attempts(row["id"])
+        rows = await operations.dead_letters(store)
         if as_json:
             print(json.dumps(rows, ensure_ascii=False, indent=2))
             return 0
@@ -176,7 +172,7 @@ def dead_list(path: Path, as_json: bool) -> int:
 
 def dead_replay(path: Path, ids: list[int] | None) -> int:
     async def action(settings: Settings, store: Store) -> int:
-        count = await store.replay_dead(ids, time.time(), settings.retry.max_age)
+        count = await operations.replay_dead(store, settings, ids)
         print(f"replayed {count} dead letter(s); the running relay picks them up")
         return 0
 
@@ -185,9 +181,7 @@ def dead_replay(path: Path, ids: list[int] | None) -> int:
 
 def quarantine_list(path: Path, as_json: bool) -> int:
     async def action(settings: Settings, store: Store) -> int:
-        rows = await store.quarantined()
-        for row in rows:
-            row.pop("body", None)
+        rows = await operations.quarantined(store)
         if as_json:
             print(json.dumps(rows, ensure_ascii=False, indent=2))
             return 0
@@ -203,7 +197,7 @@ def quarantine_list(path: Path, as_json: bool) -> int:
 def quarantine_replay(path: Path, ids: list[int] | None) -> int:
     async def action(settings: Settings, store: Store) -> int:
         runtime = Runtime(settings, EventSchemas.load(settings.schemas_dir))
-        result = await replay_quarantine(store, runtime, ids)
+        result = await operations.replay_quarantine(store, runtime, ids)
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0 if not result["still_invalid"] else 1
 

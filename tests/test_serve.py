@@ -88,12 +88,33 @@ async def make_flaky() -> AsyncIterator[Callable[[float], Awaitable[tuple[FlakyS
             await sink.server.close()
 
 
+StartRelay = Callable[..., Awaitable[Relay]]
+
+
 @pytest.fixture
-async def relays() -> AsyncIterator[list[Relay]]:
+async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
+    """Factory: `relay serve` on tmp_path/relay.yaml (rewritten when routes are given),
+    always the same port and database, so a second call is a restart; killed at the end."""
     started: list[Relay] = []
-    yield started
+    port = free_port()
+
+    async def start(routes: str | None = None) -> Relay:
+        config = tmp_path / "relay.yaml"
+        if routes is not None:
+            write_config(config, port, routes, tmp_path / "relay.db")
+        relay = Relay(config, port, tmp_path)
+        started.append(relay)
+        await relay.start()
+        return relay
+
+    yield start
     for relay in started:
         relay.stop()
+
+
+def one_route(*urls: str) -> str:
+    dests = ", ".join(f'{{name: d{i}, url: "{url}"}}' for i, url in enumerate(urls))
+    return f"  - {{name: all, destinations: [{dests}]}}"
 
 
 class FlakySink:
@@ -166,22 +187,15 @@ async def wait_until(check: Callable[[], bool], within: float, what: str) -> Non
 
 
 async def test_sigkill_while_acknowledging_loses_nothing(
-    tmp_path: Path, relays: list[Relay], make_flaky: MakeFlaky
+    start_relay: StartRelay, make_flaky: MakeFlaky
 ) -> None:
     """SIGKILL mid-load, restart on the same file: every 200'd event reaches both services."""
     flaky, flaky_url = await make_flaky(0.4)
     steady, steady_url = await make_flaky(0.0)
-    port = free_port()
-    config = tmp_path / "relay.yaml"
-    write_config(config, port, (
-        f'  - {{name: all, destinations: [{{name: flaky, url: "{flaky_url}"}},'
-        f' {{name: steady, url: "{steady_url}"}}]}}'), tmp_path / "relay.db")
     acked: set[str] = set()
     rounds = 3
     for round_ in range(rounds):
-        relay = Relay(config, port, tmp_path)
-        relays.append(relay)
-        await relay.start()
+        relay = await start_relay(one_route(flaky_url, steady_url) if round_ == 0 else None)
         before = len(acked)
         pushing = asyncio.create_task(push_many(relay.url, round_ * 100_000, 20_000, acked))
         await asyncio.sleep(random.uniform(0.3, 0.8))
@@ -189,9 +203,7 @@ async def test_sigkill_while_acknowledging_loses_nothing(
         await pushing
         # the kill must land while pushes are still being acknowledged
         assert 0 < len(acked) - before < 20_000
-    relay = Relay(config, port, tmp_path)
-    relays.append(relay)
-    await relay.start()
+    relay = await start_relay()
     assert len(acked) > 50, "too few pushes were acknowledged to test anything"
     await wait_until(lambda: acked <= steady.accepted and acked <= flaky.accepted, 60,
                      "acknowledged events missing after restart")
@@ -201,46 +213,31 @@ async def test_sigkill_while_acknowledging_loses_nothing(
 
 
 async def test_sigterm_releases_leases_and_restart_delivers(
-    tmp_path: Path, relays: list[Relay], make_flaky: MakeFlaky
+    tmp_path: Path, start_relay: StartRelay, make_flaky: MakeFlaky
 ) -> None:
     """SIGTERM with deliveries failing: exit 0, nothing leased, a restart delivers the rest."""
     sink, url = await make_flaky(1.0)
-    port = free_port()
-    config = tmp_path / "relay.yaml"
-    db = tmp_path / "relay.db"
-    write_config(config, port, f'  - {{name: all, destinations: [{{name: s, url: "{url}"}}]}}',
-                 db)
-    relay = Relay(config, port, tmp_path)
-    relays.append(relay)
-    await relay.start()
+    relay = await start_relay(one_route(url))
     acked: set[str] = set()
     await push_many(relay.url, 0, 30, acked)
     assert relay.signal(signal.SIGTERM) == 0
-    with sqlite3.connect(db) as conn:
+    with sqlite3.connect(tmp_path / "relay.db") as conn:
         leased = conn.execute("SELECT count(*) FROM deliveries WHERE lease_owner IS NOT NULL")
         assert leased.fetchone()[0] == 0
         pending = conn.execute("SELECT count(*) FROM deliveries WHERE state = 'pending'")
         assert pending.fetchone()[0] == 30
     sink.failure_rate = 0.0
-    relay = Relay(config, port, tmp_path)
-    relays.append(relay)
-    await relay.start()
+    await start_relay()
     await wait_until(lambda: sink.accepted == acked, 30, "not delivered after restart")
 
 
 async def test_sighup_reload_and_refused_edit(
-    tmp_path: Path, relays: list[Relay], make_flaky: MakeFlaky
+    tmp_path: Path, start_relay: StartRelay, make_flaky: MakeFlaky
 ) -> None:
     """SIGHUP reloads the file; a broken file is refused and the process keeps serving."""
     sink, url = await make_flaky(0.0)
-    port = free_port()
-    config = tmp_path / "relay.yaml"
-    write_config(config, port, "  []", tmp_path / "relay.db")
-    relay = Relay(config, port, tmp_path)
-    relays.append(relay)
-    await relay.start()
-    write_config(config, port, f'  - {{name: all, destinations: [{{name: s, url: "{url}"}}]}}',
-                 tmp_path / "relay.db")
+    relay = await start_relay("  []")
+    write_config(relay.config, relay.port, one_route(url), tmp_path / "relay.db")
     assert relay.proc is not None
     relay.proc.send_signal(signal.SIGHUP)
     acked: set[str] = set()
@@ -257,7 +254,7 @@ async def test_sighup_reload_and_refused_edit(
     await push_many(relay.url, 0, 5, acked)
     await wait_until(lambda: sink.accepted == acked == {f"evt-{i}" for i in range(5)}, 10,
                      "not routed after reload")
-    config.write_text("subhooks: {broken", encoding="utf-8")
+    relay.config.write_text("subhooks: {broken", encoding="utf-8")
     relay.proc.send_signal(signal.SIGHUP)
     await asyncio.sleep(0.5)
     assert relay.proc.poll() is None
@@ -267,15 +264,19 @@ async def test_sighup_reload_and_refused_edit(
     assert "config reload refused" in relay.log.read_text()
 
 
-async def test_example_config_serves_and_relay_push_gets_200(
-    tmp_path: Path, relays: list[Relay]
-) -> None:
+async def test_example_config_serves_and_relay_push_gets_200(tmp_path: Path) -> None:
     """`relay serve --config config.example.yaml` runs as shipped; `relay push` gets a 200."""
     port = free_port()
     relay = Relay(ROOT / "config.example.yaml", port, tmp_path,
                   env={"RELAY_LISTEN": f"127.0.0.1:{port}"})
-    relays.append(relay)
-    await relay.start()
+    try:
+        await relay.start()
+        await exercise_example(relay, tmp_path)
+    finally:
+        relay.stop()
+
+
+async def exercise_example(relay: Relay, tmp_path: Path) -> None:
     for content_type in ("form", "json", "multipart"):
         result = subprocess.run(
             [sys.executable, "-m", "relay", "push", relay.url + "/subhook/sms", "--product",

@@ -3,10 +3,22 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import pytest
 
 from relay.store import AttemptRecord, NewEvent, QuarantinedPush
 from relay.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """An open store on a fresh file, closed after the test."""
+    opened = SqliteStore(tmp_path / "relay.db")
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 def new_event(n: int, destinations: tuple[str, ...] = ("a", "b")) -> NewEvent:
@@ -16,18 +28,13 @@ def new_event(n: int, destinations: tuple[str, ...] = ("a", "b")) -> NewEvent:
                     tuple((d, now + 3600) for d in destinations))
 
 
-async def test_concurrent_ingests_share_commits(tmp_path: Path) -> None:
+async def test_concurrent_ingests_share_commits(store: SqliteStore) -> None:
     """200 pushes arriving together are committed in far fewer transactions."""
-    store = SqliteStore(tmp_path / "relay.db")
-    await store.open()
-    try:
-        ids = await asyncio.gather(*(store.ingest(new_event(n)) for n in range(200)))
-        assert len(set(ids)) == 200
-        assert None not in ids
-        assert store.commits < 20
-        assert await store.queue_depth() == 400
-    finally:
-        await store.close()
+    ids = await asyncio.gather(*(store.ingest(new_event(n)) for n in range(200)))
+    assert len(set(ids)) == 200
+    assert None not in ids
+    assert store.commits < 20
+    assert await store.counts() == (400, 0)
 
 
 async def test_dedupe_by_token_and_identity_survives_reopen(tmp_path: Path) -> None:
@@ -51,46 +58,36 @@ async def test_dedupe_by_token_and_identity_survives_reopen(tmp_path: Path) -> N
         await store.close()
 
 
-async def test_claim_lease_record_and_replay(tmp_path: Path) -> None:
+async def test_claim_lease_record_and_replay(store: SqliteStore) -> None:
     """Claimed rows are leased (not claimed twice); outcomes update state and attempt log."""
-    store = SqliteStore(tmp_path / "relay.db")
-    await store.open()
-    try:
-        await store.ingest(new_event(1, ("a",)))
-        now = time.time() + 1
-        (claimed,) = await store.claim("a", 10, "w1", now + 60, now)
-        assert await store.claim("a", 10, "w2", now + 60, now) == []
-        assert await store.claim("a", 10, "w2", now + 120, now + 61) != []  # lease ran out
-        await store.record([AttemptRecord(claimed.id, 1, now, 5.0, 503, "HTTP 503", "pending",
-                                          now + 10)])
-        assert await store.claim("a", 10, "w1", now + 60, now + 5) == []  # not due yet
-        await store.record([AttemptRecord(claimed.id, 2, now, 5.0, 400, "HTTP 400", "dead")])
-        (dead,) = await store.dead_letters()
-        assert dead["attempt"] == 2
-        assert [a["http_status"] for a in await store.attempts(claimed.id)] == [503, 400]
-        assert await store.replay_dead(None, now, 3600) == 1
-        assert await store.dead_letters() == []
-        (again,) = await store.claim("a", 10, "w1", now + 60, now + 1)
-        assert again.attempt == 0
-    finally:
-        await store.close()
+    await store.ingest(new_event(1, ("a",)))
+    now = time.time() + 1
+    (claimed,) = await store.claim("a", 10, "w1", now + 60, now)
+    assert await store.claim("a", 10, "w2", now + 60, now) == []
+    assert await store.claim("a", 10, "w2", now + 120, now + 61) != []  # lease ran out
+    await store.record([AttemptRecord(claimed.id, 1, now, 5.0, 503, "HTTP 503", "pending",
+                                      now + 10)])
+    assert await store.claim("a", 10, "w1", now + 60, now + 5) == []  # not due yet
+    await store.record([AttemptRecord(claimed.id, 2, now, 5.0, 400, "HTTP 400", "dead")])
+    (dead,) = await store.dead_letters()
+    assert dead["attempt"] == 2
+    assert [a["http_status"] for a in await store.attempts(claimed.id)] == [503, 400]
+    assert await store.replay_dead(None, now, 3600) == 1
+    assert await store.dead_letters() == []
+    (again,) = await store.claim("a", 10, "w1", now + 60, now + 1)
+    assert again.attempt == 0
 
 
-async def test_quarantine_keeps_one_row_per_identity(tmp_path: Path) -> None:
+async def test_quarantine_keeps_one_row_per_identity(store: SqliteStore) -> None:
     """SUBMAIL re-pushing an invalid event does not fill the quarantine."""
-    store = SqliteStore(tmp_path / "relay.db")
-    await store.open()
-    try:
-        push = QuarantinedPush("id-1", "/subhook/sms", "sms", "{}", b"", "text/plain", '["x"]',
-                               time.time())
-        first = await store.quarantine(push)
-        assert await store.quarantine(push) == first
-        (row,) = await store.quarantined()
-        assert row["problems"] == ["x"]
-        await store.resolve_quarantine(first, None, "done")
-        assert await store.quarantined() == []
-    finally:
-        await store.close()
+    push = QuarantinedPush("id-1", "/subhook/sms", "sms", "{}", b"", "text/plain", '["x"]',
+                           time.time())
+    first = await store.quarantine(push)
+    assert await store.quarantine(push) == first
+    (row,) = await store.quarantined()
+    assert row["problems"] == ["x"]
+    await store.resolve_quarantine(first, None, "done")
+    assert await store.quarantined() == []
 
 
 async def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:

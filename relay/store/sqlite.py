@@ -322,10 +322,11 @@ class SqliteStore:
             "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
             " WHERE lease_owner = ? AND state = 'pending'", (owner,)).rowcount)
 
-    async def queue_depth(self) -> int:
+    async def counts(self) -> tuple[int, int]:
         row = await self._run(lambda conn: conn.execute(
-            "SELECT count(*) FROM deliveries WHERE state = 'pending'").fetchone())
-        return int(row[0])
+            "SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending'),"
+            " (SELECT count(*) FROM deliveries WHERE state = 'dead')").fetchone())
+        return int(row[0]), int(row[1])
 
     # -- dead letters and quarantine --------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Replaying quarantined pushes once their schema is fixed (CLI and admin endpoint)."""
+"""Dead letters and quarantine as operators see them (CLI and admin endpoints alike)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,32 @@ import json
 import time
 from typing import Any
 
+from relay.config import Settings
 from relay.errors import EventInvalid
 from relay.ingest import build_event
 from relay.runtime import Runtime
 from relay.store import Store
+
+
+async def dead_letters(store: Store) -> list[dict[str, Any]]:
+    """Every dead letter with every attempt (status, duration, error)."""
+    rows = await store.dead_letters()
+    for row in rows:
+        row["attempts"] = await store.attempts(row["id"])
+    return rows
+
+
+async def replay_dead(store: Store, settings: Settings, ids: list[int] | None) -> int:
+    """Queue dead letters again (all when ``ids`` is None) with a fresh attempt budget."""
+    return await store.replay_dead(ids, time.time(), settings.retry.max_age)
+
+
+async def quarantined(store: Store) -> list[dict[str, Any]]:
+    """Held pushes with their problems (without the raw body)."""
+    rows = await store.quarantined()
+    for row in rows:
+        row.pop("body", None)
+    return rows
 
 
 async def replay_quarantine(
