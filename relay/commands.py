@@ -9,6 +9,7 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -155,17 +156,24 @@ def _with_store(path: Path, action: Callable[[Settings, Store], Awaitable[int]])
         return 1
 
 
-def dead_list(path: Path, as_json: bool) -> int:
-    async def action(settings: Settings, store: Store) -> int:
-        rows = await operations.dead_letters(store)
-        if as_json:
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
-            return 0
+def _show(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str],
+          noun: str) -> int:
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
         for row in rows:
-            print(f"{row['id']}\t{row['destination']}\t{row['product']}/{row['event']}\t"
-                  f"{row['webhook_id']}\tattempts={row['attempt']}\t{row['last_error']}")
-        print(f"{len(rows)} dead letter(s)")
-        return 0
+            print(line(row))
+        print(f"{len(rows)} {noun}")
+    return 0
+
+
+def dead_list(path: Path, as_json: bool) -> int:
+    def line(row: dict[str, Any]) -> str:
+        return (f"{row['id']}\t{row['destination']}\t{row['product']}/{row['event']}\t"
+                f"{row['webhook_id']}\tattempts={row['attempt']}\t{row['last_error']}")
+
+    async def action(settings: Settings, store: Store) -> int:
+        return _show(await operations.dead_letters(store), as_json, line, "dead letter(s)")
 
     return _with_store(path, action)
 
@@ -180,16 +188,12 @@ def dead_replay(path: Path, ids: list[int] | None) -> int:
 
 
 def quarantine_list(path: Path, as_json: bool) -> int:
+    def line(row: dict[str, Any]) -> str:
+        return f"{row['id']}\t{row['subhook_path']}\t{row['product']}\t" + "; ".join(
+            row["problems"])
+
     async def action(settings: Settings, store: Store) -> int:
-        rows = await operations.quarantined(store)
-        if as_json:
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
-            return 0
-        for row in rows:
-            print(f"{row['id']}\t{row['subhook_path']}\t{row['product']}\t"
-                  + "; ".join(row["problems"]))
-        print(f"{len(rows)} quarantined push(es)")
-        return 0
+        return _show(await operations.quarantined(store), as_json, line, "quarantined push(es)")
 
     return _with_store(path, action)
 

@@ -21,6 +21,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import KEYS, ROOT, signed
 
+from relay.store import AttemptRecord, NewEvent, QuarantinedPush
+from relay.store.sqlite import SqliteStore
+
 pytestmark = pytest.mark.timeout(240)
 
 
@@ -299,11 +302,24 @@ async def exercise_example(relay: Relay, tmp_path: Path) -> None:
     assert relay.signal(signal.SIGTERM) == 0
 
 
-def test_cli_dead_and_quarantine_commands(tmp_path: Path) -> None:
-    """`relay dead list/replay` and `relay quarantine list` work on the store file offline."""
-    port = free_port()
+async def test_cli_dead_and_quarantine_commands(tmp_path: Path) -> None:
+    """`relay dead list/replay` and `relay quarantine list/replay` work on the store file."""
     config = tmp_path / "relay.yaml"
-    write_config(config, port, "  []", tmp_path / "relay.db")
+    write_config(config, free_port(), "  []", tmp_path / "relay.db")
+    store = SqliteStore(tmp_path / "relay.db")
+    await store.open()
+    now = time.time()
+    event_id = await store.ingest(NewEvent("msg_1", "i1", "t1", "sms", "mo", None,
+                                           '{"events":"mo"}', b"", "text/plain", now,
+                                           (("svc", now + 3600),)))
+    assert event_id is not None
+    (claimed,) = await store.claim("svc", 1, "w", now + 60, now + 1)
+    await store.record([AttemptRecord(claimed.id, 1, now, 12.5, 410, "HTTP 410", "dead")])
+    valid = signed("sms", {"events": "mo", "address": "1", "app": 1, "content": "hi",
+                           "timestamp": int(now)})
+    await store.quarantine(QuarantinedPush("q1", "/subhook/sms", "sms", json.dumps(valid),
+                                           b"", "application/json", '["events: x"]', now))
+    await store.close()
 
     def relay(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "relay", *args, "--config", str(config)],
@@ -311,8 +327,15 @@ def test_cli_dead_and_quarantine_commands(tmp_path: Path) -> None:
 
     listed = relay("dead", "list", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert json.loads(listed.stdout) == []
-    assert relay("dead", "replay", "--all").stdout.startswith("replayed 0 dead letter(s)")
+    (dead,) = json.loads(listed.stdout)
+    assert (dead["destination"], dead["attempt"]) == ("svc", 1)
+    assert dead["attempts"][0]["http_status"] == 410
+    assert dead["attempts"][0]["duration_ms"] == 12.5
+    assert "1 dead letter(s)" in relay("dead", "list").stdout
+    assert relay("dead", "replay", str(dead["id"])).stdout.startswith("replayed 1 dead letter")
+    assert json.loads(relay("dead", "list", "--json").stdout) == []
+    assert "1 quarantined push(es)" in relay("quarantine", "list").stdout
+    replayed = relay("quarantine", "replay", "--all")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert json.loads(replayed.stdout)["replayed"][0]["note"] == "replayed"
     assert "0 quarantined push(es)" in relay("quarantine", "list").stdout
-    assert relay("quarantine", "replay", "--all").returncode == 0
-
