@@ -30,6 +30,10 @@ def _load(path: Path) -> Settings | None:
     try:
         settings = load_config(path)
         EventSchemas.load(settings.schemas_dir)
+        open_store(settings.store)
+    except StoreUnavailable as exc:
+        print(f"invalid config:\n  - {path}: store: {exc}", file=sys.stderr)
+        return None
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return None

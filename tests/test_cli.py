@@ -84,3 +84,12 @@ def test_schemas_build_reports_missing_docs(
     """A docs folder without docs is a clear failure, exit 1."""
     assert main(["schemas", "build", "--docs", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "no SUBMAIL docs" in capsys.readouterr().err
+
+
+def test_check_refuses_a_store_this_build_cannot_open(
+    write_config: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`store: postgresql://...` is named in the spec but not built yet: check says so."""
+    path = write_config("store: postgresql://relay@127.0.0.1/relay\n" + CONFIG)
+    assert main(["check", "--config", str(path)]) == 1
+    assert "store: store postgresql: not supported yet" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import random
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest import KEYS, ROOT, signed
@@ -42,9 +44,12 @@ class Relay:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = cwd / "relay.log"
 
+    scheme = "http"
+    ssl_context: ssl.SSLContext | None = None
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         with self.log.open("ab") as log:
@@ -52,7 +57,8 @@ class Relay:
                 [sys.executable, "-m", "relay", "serve", "--config", str(self.config)],
                 cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
-        async with aiohttp.ClientSession() as session:
+        connector = aiohttp.TCPConnector(ssl=self.ssl_context or True)
+        async with aiohttp.ClientSession(connector=connector) as session:
             while True:
                 assert self.proc.poll() is None, self.log.read_text()
                 try:
@@ -339,3 +345,33 @@ async def test_cli_dead_and_quarantine_commands(tmp_path: Path) -> None:
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert json.loads(replayed.stdout)["replayed"][0]["note"] == "replayed"
     assert "0 quarantined push(es)" in relay("quarantine", "list").stdout
+
+
+async def test_tls_serves_https(tmp_path: Path) -> None:
+    """`tls: {cert, key}` serves HTTPS with that certificate; plain HTTP is not answered."""
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    certificate.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+    write_config(config, port, "  []", tmp_path / "relay.db")
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write("tls: {cert: server.pem, key: server.pem}\n")
+    relay = Relay(config, port, tmp_path)
+    relay.scheme = "https"
+    relay.ssl_context = ssl.create_default_context()
+    authority.configure_trust(relay.ssl_context)
+    try:
+        await relay.start()
+        fields = signed("sms", {"events": "mo", "address": "1", "app": 1, "content": "x",
+                                "timestamp": int(time.time())})
+        connector = aiohttp.TCPConnector(ssl=relay.ssl_context)
+        async with aiohttp.ClientSession(connector=connector) as session, \
+                session.post(relay.url + "/subhook/sms", data=fields) as response:
+            assert response.status == 200
+        with pytest.raises(aiohttp.ClientError):
+            async with aiohttp.ClientSession() as session, \
+                    session.get(f"http://127.0.0.1:{port}/healthz") as plain:
+                await plain.read()
+    finally:
+        relay.stop()
