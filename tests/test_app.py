@@ -27,8 +27,9 @@ async def test_health_ready_and_metrics(make_relay: MakeRelay, make_sink: MakeSi
     client = await make_relay(f'  - {{name: all, destinations: [{{name: s, url: "{sink.url}"}}]}}')
     assert (await client.get("/healthz")).status == 200
     assert (await client.get("/readyz")).status == 200
-    assert (await client.post("/subhook/sms", data=delivered("a"))).status == 200
-    assert (await client.post("/subhook/sms", data=delivered("a"))).status == 200  # duplicate
+    push = delivered("a")
+    assert (await client.post("/subhook/sms", data=push)).status == 200
+    assert (await client.post("/subhook/sms", data=push)).status == 200  # duplicate
     assert (await client.post("/subhook/sms", data={"events": "x"})).status == 401
     await sink.wait_for(1)
     text = ""
