@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
@@ -31,6 +32,7 @@ from relay.errors import (
 from relay.metrics import Metrics
 from relay.routing import EventKey, destinations_for
 from relay.runtime import Runtime
+from relay.schemas import EventSchemas
 from relay.signature import verify
 from relay.store import NewEvent, QuarantinedPush, Store, StoreUnavailable
 
@@ -143,17 +145,18 @@ class Ingest:
     runtime: Runtime
     store: Store
     metrics: Metrics
-    on_accepted: Any  # Callable[[], None]: wakes the delivery worker
+    on_accepted: Callable[[], None]  # wakes the delivery worker
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.monotonic()
-        settings = self.runtime.settings
+        # One snapshot per request: a reload between two awaits cannot mix configs.
+        settings, schemas = self.runtime.settings, self.runtime.schemas
         subhook = settings.subhook_for(request.path)
         if subhook is None:
             return problem(404, "not_found", [f"no SUBHOOK is configured at {request.path}"])
         product, event, outcome = subhook.product, "", "error"
         try:
-            response, event, outcome = await self._receive(request, settings, subhook)
+            response, event, outcome = await self._receive(request, settings, schemas, subhook)
         except PushRejected as exc:
             outcome = exc.code
             response = problem(exc.status, exc.code, exc.problems)
@@ -170,7 +173,7 @@ class Ingest:
         self.metrics.received(product, event, outcome, time.monotonic() - started)
         return response
 
-    async def _receive(self, request: web.Request, settings: Settings,
+    async def _receive(self, request: web.Request, settings: Settings, schemas: EventSchemas,
                        subhook: Subhook) -> tuple[web.Response, str, str]:
         check_address(request, subhook, settings)
         if request.method not in ("POST", "GET"):
@@ -180,24 +183,17 @@ class Ingest:
             request, limits.max_body_size, limits.read_timeout)
         content_type = request.headers.get("Content-Type", "")
         fields = pushes.read_push(request.method, content_type, body, request.query_string,
-                                  settings.limits.max_fields)
+                                  limits.max_fields)
         check_signature(fields, subhook.keys)
         now = time.time()
         check_window(fields, settings, now)
-        identity = pushes.identity(subhook.product, fields)
-        raw_fields = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         if request.method == "GET":
             body, content_type = request.query_string.encode(), pushes.FORM
         try:
-            event = self.runtime.schemas.validate(subhook.product, fields)
+            event = schemas.validate(subhook.product, fields)
         except EventInvalid as exc:
-            if await self.store.seen(str(fields["token"]), identity):
+            if not await self._quarantine(subhook, fields, body, content_type, exc, now):
                 return web.json_response({"status": "duplicate"}), "", "duplicate"
-            qid = await self.store.quarantine(QuarantinedPush(
-                identity, subhook.path, subhook.product, raw_fields, body, content_type,
-                json.dumps(exc.problems, ensure_ascii=False), now))
-            log.warning("quarantined push %d for %s: %s", qid, subhook.path,
-                        "; ".join(exc.problems))
             raise
         record, destinations = build_event(settings, subhook.product, event, fields, body,
                                            content_type, now)
@@ -213,3 +209,17 @@ class Ingest:
         return web.json_response({"status": "accepted", "webhook_id": record.webhook_id,
                                   "destinations": [d.name for d in destinations]}), event, \
             "accepted"
+
+    async def _quarantine(self, subhook: Subhook, fields: dict[str, Any], body: bytes,
+                          content_type: str, exc: EventInvalid, now: float) -> bool:
+        """Keep a signed push the schemas refuse; False when it re-pushes an accepted event
+        (answered 200 duplicate: SPEC section 4 puts dedupe before the schema)."""
+        identity = pushes.identity(subhook.product, fields)
+        if await self.store.seen(str(fields["token"]), identity):
+            return False
+        qid = await self.store.quarantine(QuarantinedPush(
+            identity, subhook.path, subhook.product,
+            json.dumps(fields, ensure_ascii=False, separators=(",", ":")), body, content_type,
+            json.dumps(exc.problems, ensure_ascii=False), now))
+        log.warning("quarantined push %d for %s: %s", qid, subhook.path, "; ".join(exc.problems))
+        return True

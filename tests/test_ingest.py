@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from conftest import KEYS, Sink, signed
 
 from relay import docs2schema
-from relay.app import RUNTIME
+from relay.app import RUNTIME, STORE
 from relay.constants import canonical_event
 
 Client = TestClient[Any, Any]
@@ -177,6 +177,11 @@ async def test_duplicates_by_token_and_by_identity(
     # Replayed with an altered field but the captured token: refused silently.
     altered = {**fields, "send_id": "forged"}
     assert await push(client, "sms", altered) == (200, {"status": "duplicate"})
+    # ... also when the altered push would fail the schema: dedupe comes first, no quarantine.
+    broken = {**fields, "send_id": 7}
+    assert await push(client, "sms", broken, "json") == (200, {"status": "duplicate"})
+    assert client.app is not None
+    assert await client.app[STORE].quarantined() == []
     # Same event, fresh token (and JSON numbers instead of form strings): same identity.
     again = signed("sms", fields)
     assert await push(client, "sms", again, "json") == (200, {"status": "duplicate"})
