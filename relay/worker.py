@@ -140,8 +140,9 @@ class Worker:
         """Stop claiming, let deliveries in flight finish (up to ``grace``), release leases."""
         self._stopping = True
         self._wake.set()
-        # The dispatch loop ends first (no claim after this point), then deliveries in
-        # flight get ``grace`` seconds to finish and record; what is left is released.
+        # No new claim starts from here on; deliveries in flight get ``grace`` seconds to
+        # finish and record, the rest are cancelled; the loop ends (waiting for deliveries a
+        # claim already under way started) and whatever this worker still leases is released.
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
