@@ -175,10 +175,13 @@ class _EventFacts:
         self.fields.extend(n for n in names if n not in self.fields)
 
 
-def _collect(docs: Iterable[Path]) -> dict[str, dict[str, _EventFacts]]:
+Parsed = dict[Path, list[Section]]
+
+
+def _collect(parsed: Parsed) -> dict[str, dict[str, _EventFacts]]:
     products: dict[str, dict[str, _EventFacts]] = {}
-    for path in sorted(docs, key=lambda p: p.name):
-        sections = parse_doc(path.read_text(encoding="utf-8"))
+    for path in sorted(parsed, key=lambda p: p.name):
+        sections = parsed[path]
         if not sections:
             raise DocParseError(f"{path.name}: no events table found")
         events = products.setdefault(product_of(path), {})
@@ -194,12 +197,12 @@ def _collect(docs: Iterable[Path]) -> dict[str, dict[str, _EventFacts]]:
     return products
 
 
-def _optional_everywhere(docs: Iterable[Path]) -> dict[str, set[str]]:
+def _optional_everywhere(parsed: Parsed) -> dict[str, set[str]]:
     """Per product: fields some doc's table lists but an example under it leaves out."""
     optional: dict[str, set[str]] = {}
-    for path in docs:
+    for path, sections in parsed.items():
         found = optional.setdefault(product_of(path), set())
-        for section in parse_doc(path.read_text(encoding="utf-8")):
+        for section in sections:
             for example in section.examples:
                 found.update(f for f in section.table if f not in example.fields)
     return optional
@@ -239,8 +242,9 @@ def event_schema(
 
 def build_schemas(docs: list[Path]) -> dict[tuple[str, str], dict[str, Any]]:
     """Schemas keyed by (product, event) for a set of doc files."""
-    products = _collect(docs)
-    optional = _optional_everywhere(docs)
+    parsed = {path: parse_doc(path.read_text(encoding="utf-8")) for path in docs}
+    products = _collect(parsed)
+    optional = _optional_everywhere(parsed)
     # A field is one thing across SUBMAIL's docs: numeric in any example, numeric everywhere
     # (one doc quotes ``timestamp`` in its template examples, the others do not).
     numeric = {
