@@ -336,7 +336,8 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     env = os.environ if env is None else env
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        # Build the values from the same node tree the line map reads: the text is parsed once.
+        raw = None if node is None else yaml.SafeLoader("").construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError([f"{source}: not valid YAML: {exc}"]) from exc
     lines: dict[Path_, int] = {}
