@@ -16,7 +16,7 @@ from aiohttp import web
 
 from relay import docs2schema, operations
 from relay.app import create_app
-from relay.config import Settings, load_config
+from relay.config import load_config
 from relay.constants import canonical_event
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.push import sample_fields, send_push
@@ -26,10 +26,11 @@ from relay.schemas import EventSchemas
 from relay.store import Store, StoreUnavailable, open_store
 
 
-def _load(path: Path) -> Settings | None:
+def _load(path: Path) -> Runtime | None:
+    """The config and its schemas, checked once; None after printing every problem."""
     try:
         settings = load_config(path)
-        EventSchemas.load(settings.schemas_dir)
+        runtime = Runtime(settings, EventSchemas.load(settings.schemas_dir))
         open_store(settings.store)
     except StoreUnavailable as exc:
         print(f"invalid config:\n  - {path}: store: {exc}", file=sys.stderr)
@@ -40,7 +41,7 @@ def _load(path: Path) -> Settings | None:
     except SchemaLoadError as exc:
         print(f"invalid config:\n  - {path}: schemas_dir: {exc}", file=sys.stderr)
         return None
-    return settings
+    return runtime
 
 
 def _describe_match(values: tuple[str | None, ...] | None) -> str:
@@ -51,9 +52,10 @@ def _describe_match(values: tuple[str | None, ...] | None) -> str:
 
 def check(path: Path) -> int:
     """Exit 0 and summarise a valid config; exit 1 listing every problem."""
-    settings = _load(path)
-    if settings is None:
+    runtime = _load(path)
+    if runtime is None:
         return 1
+    settings = runtime.settings
     print(f"{path}: ok")
     print(f"  listen {settings.listen_host}:{settings.listen_port}, store {settings.store}")
     for subhook in settings.subhooks:
@@ -71,9 +73,10 @@ def check(path: Path) -> int:
 
 def route(path: Path, product: str, event: str, tag: str | None) -> int:
     """Explain, route by route, where an event would go."""
-    settings = _load(path)
-    if settings is None:
+    runtime = _load(path)
+    if runtime is None:
         return 1
+    settings = runtime.settings
     key = EventKey.of(product, event, tag)
     print(f"event product={key.product} event={key.event} tag={key.tag or '(none)'}")
     for verdict in explain(key, settings.routes):
@@ -103,10 +106,8 @@ def schemas_build(docs: Path, out: Path) -> int:
 
 def serve(path: Path) -> int:
     """Run the gateway until SIGTERM or SIGINT."""
-    try:
-        runtime = Runtime.load(path)
-    except (ConfigError, SchemaLoadError) as exc:
-        print(str(exc), file=sys.stderr)
+    runtime = _load(path)
+    if runtime is None:
         return 1
     settings = runtime.settings
     logging.basicConfig(level=settings.log_level.upper(),
@@ -140,16 +141,17 @@ def push(url: str, product: str, event: str, key: str, tag: str | None,
     return 0 if status == 200 else 1
 
 
-def _with_store(path: Path, action: Callable[[Settings, Store], Awaitable[int]]) -> int:
-    settings = _load(path)
-    if settings is None:
+def _with_store(path: Path, action: Callable[[Runtime, Store], Awaitable[int]]) -> int:
+    runtime = _load(path)
+    if runtime is None:
         return 1
+    settings = runtime.settings
 
     async def run() -> int:
         store = open_store(settings.store)
         await store.open()
         try:
-            return await action(settings, store)
+            return await action(runtime, store)
         finally:
             await store.close()
 
@@ -176,15 +178,15 @@ def dead_list(path: Path, as_json: bool) -> int:
         return (f"{row['id']}\t{row['destination']}\t{row['product']}/{row['event']}\t"
                 f"{row['webhook_id']}\tattempts={row['attempt']}\t{row['last_error']}")
 
-    async def action(settings: Settings, store: Store) -> int:
+    async def action(runtime: Runtime, store: Store) -> int:
         return _show(await operations.dead_letters(store), as_json, line, "dead letter(s)")
 
     return _with_store(path, action)
 
 
 def dead_replay(path: Path, ids: list[int] | None) -> int:
-    async def action(settings: Settings, store: Store) -> int:
-        count = await operations.replay_dead(store, settings, ids)
+    async def action(runtime: Runtime, store: Store) -> int:
+        count = await operations.replay_dead(store, runtime.settings, ids)
         print(f"replayed {count} dead letter(s); the running relay picks them up")
         return 0
 
@@ -196,15 +198,14 @@ def quarantine_list(path: Path, as_json: bool) -> int:
         return f"{row['id']}\t{row['subhook_path']}\t{row['product']}\t" + "; ".join(
             row["problems"])
 
-    async def action(settings: Settings, store: Store) -> int:
+    async def action(runtime: Runtime, store: Store) -> int:
         return _show(await operations.quarantined(store), as_json, line, "quarantined push(es)")
 
     return _with_store(path, action)
 
 
 def quarantine_replay(path: Path, ids: list[int] | None) -> int:
-    async def action(settings: Settings, store: Store) -> int:
-        runtime = Runtime(settings, EventSchemas.load(settings.schemas_dir))
+    async def action(runtime: Runtime, store: Store) -> int:
         result = await operations.replay_quarantine(store, runtime, ids)
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return 0 if not result["still_invalid"] else 1
