@@ -8,8 +8,6 @@ unreadable (400), an unknown content type is 415.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import hashlib
 import json
 import re
@@ -96,23 +94,70 @@ def _encodable(text: str) -> bool:
     return True
 
 
+_BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))', re.IGNORECASE)
+_FILENAME = re.compile(r'(?:^|;)\s*filename\*?=', re.IGNORECASE)
+_PART_NAME = re.compile(r'(?:^|;)\s*name="([^"]*)"|(?:^|;)\s*name=([^;\s"]+)', re.IGNORECASE)
+
+
 def read_multipart(body: bytes, content_type: str, max_fields: int) -> Fields:
-    if "boundary=" not in content_type:
+    """A ``multipart/form-data`` body (RFC 7578): one field per part, read strictly.
+
+    A part must name its field in ``Content-Disposition``; a transfer encoding other than
+    7bit/8bit/binary, a file part or a body that does not end with the closing delimiter
+    make the push unreadable.
+    """
+    match = _BOUNDARY.search(content_type)
+    if match is None:
         raise BadPush(["multipart body without a boundary"])
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart() or message.defects:
-        raise BadPush(["multipart body cannot be read (truncated or malformed)"])
+    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
+    unreadable = BadPush(["multipart body cannot be read (truncated or malformed)"])
+    start = body.find(delimiter)
+    if start < 0 or (start > 0 and body[start - 2:start] != b"\r\n"):
+        raise unreadable
+    if body.startswith(b"--", start + len(delimiter)):
+        raise BadPush(["multipart body has no fields"])
+    end = body.find(b"\r\n" + delimiter + b"--", start)
+    if end < 0:
+        raise unreadable
     pairs = []
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str):
-            raise BadPush(["multipart part without a field name"])
-        payload = part.get_payload(decode=True)
-        pairs.append((name, _decode(payload if isinstance(payload, bytes) else b"")))
+    for count, chunk in enumerate(
+            body[start + len(delimiter):end].split(b"\r\n" + delimiter), start=1):
+        if count > max_fields:
+            raise BadPush([f"more than {max_fields} fields"])
+        # Each chunk is "<transport padding>\r\n<headers>\r\n\r\n<value>".
+        line_end = chunk.find(b"\r\n")
+        head_end = chunk.find(b"\r\n\r\n", line_end)
+        if line_end < 0 or head_end < 0 or chunk[:line_end].strip(b" \t"):
+            raise unreadable
+        name = _part_name(_decode(chunk[line_end + 2:head_end]))
+        pairs.append((name, _decode(chunk[head_end + 4:])))
     if not pairs:
         raise BadPush(["multipart body has no fields"])
     return _collect(pairs, max_fields)
+
+
+def _part_name(headers: str) -> str:
+    name: str | None = None
+    for line in headers.split("\r\n"):
+        key, sep, value = line.partition(":")
+        if not sep:
+            raise BadPush(["multipart part header cannot be read"])
+        key = key.strip().lower()
+        if key == "content-disposition":
+            kind, _, params = value.strip().partition(";")
+            found = _PART_NAME.search(params)
+            if kind.strip().lower() != "form-data" or found is None:
+                raise BadPush(["multipart part without a field name"])
+            if _FILENAME.search(params):
+                raise BadPush([f"{found.group(1) or found.group(2)}: file parts are not "
+                               "accepted (a push is plain fields)"])
+            name = found.group(1) if found.group(1) is not None else found.group(2)
+        elif key == "content-transfer-encoding" and \
+                value.strip().lower() not in ("7bit", "8bit", "binary"):
+            raise BadPush([f"multipart transfer encoding {value.strip()!r} is not supported"])
+    if name is None:
+        raise BadPush(["multipart part without a field name"])
+    return name
 
 
 def read_push(method: str, content_type: str, body: bytes, query: str,

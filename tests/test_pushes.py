@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from relay.errors import BadPush, UnsupportedMediaType
 from relay.pushes import identity, mask_phone, read_push
@@ -79,3 +81,51 @@ def test_json_surrogates_and_constants_are_refused() -> None:
         read_push("POST", "application/json", b'{"app": NaN}', "", 50)
     assert read_push("POST", "application/json", b'{"c": "\\ud83d\\ude00"}', "", 50) == {
         "c": "\U0001f600"}
+
+
+def _utf8(text: str) -> bool:
+    return not any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def _multipart(fields: dict[str, str], boundary: str) -> bytes:
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n'
+             f"Content-Type: text/plain; charset=utf-8\r\n\r\n{v}\r\n" for k, v in fields.items()]
+    return ("preamble\r\n" + "".join(parts) + f"--{boundary}--\r\nepilogue").encode()
+
+
+@given(st.dictionaries(st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12),
+                       st.text(max_size=40).filter(_utf8), max_size=12),
+       st.sampled_from(["b", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "a'b()+_,-./:=?"]))
+def test_multipart_round_trip(fields: dict[str, str], boundary: str) -> None:
+    """Any fields, values with CR, LF, dashes or Chinese included, come back unchanged."""
+    assume(not any(f"--{boundary}" in v for v in fields.values()))  # as every encoder does
+    body = _multipart(fields, boundary)
+    if not fields:
+        with pytest.raises(BadPush, match="no fields"):
+            read_push("POST", f'multipart/form-data; boundary="{boundary}"', body, "", 50)
+        return
+    assert read_push("POST", f'multipart/form-data; boundary="{boundary}"', body, "", 50) \
+        == fields
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--b-', "truncated"),
+    (b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n', "truncated"),
+    (b'--b\r\nContent-Disposition: form-data; name="a"; filename="x.txt"\r\n\r\n1\r\n--b--',
+     "file parts are not accepted"),
+    (b'--b\r\nContent-Disposition: form-data\r\n\r\n1\r\n--b--', "without a field name"),
+    (b'--b\r\nContent-Type: text/plain\r\n\r\n1\r\n--b--', "without a field name"),
+    (b'--b\r\nContent-Disposition: form-data; name="a"\r\nContent-Transfer-Encoding: base64'
+     b'\r\n\r\nMQ==\r\n--b--', "transfer encoding 'base64'"),
+    (b'--b\r\nbroken header\r\n\r\n1\r\n--b--', "header cannot be read"),
+    (b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n\xff\r\n--b--', "not valid UTF-8"),
+    (b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n'
+     b'--b\r\nContent-Disposition: form-data; name="a"\r\n\r\n2\r\n--b--', "more than once"),
+    (b"--b--", "no fields"),
+    (b"".join(b'--b\r\nContent-Disposition: form-data; name="f%d"\r\n\r\n1\r\n' % i
+              for i in range(51)) + b"--b--", "more than 50 fields"),
+])
+def test_malformed_multipart_is_400(body: bytes, message: str) -> None:
+    with pytest.raises(BadPush) as info:
+        read_push("POST", "multipart/form-data; boundary=b", body, "", 50)
+    assert message in "; ".join(info.value.problems)
