@@ -1,0 +1,395 @@
+"""The benchmark: the relay beside a bare aiohttp server, same machine, same load.
+
+    bash bench/run            # full run (about 12 minutes)
+    bash bench/run --smoke    # a few seconds: proves the bench still works, measures nothing
+
+Phases, each on a fresh relay process with the SQLite store and one route fanning every
+event out to two sink servers (bench/sink.py, their own process):
+
+1. saturation: wrk cycling pre-built signed pushes, against the bare server then the relay;
+2. ingest latency at fixed rates (bench/load.py, open loop, its own process);
+3. end-to-end latency (push sent -> sink received) at 500/s;
+4. the highest rate sustained end to end for the window without the backlog growing;
+5. saturation again with a million delivered rows in the store;
+6. the relay's peak RSS (VmHWM) over all phases.
+
+Results are printed as a table and written to bench/results/<time>-<mode>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from pushes import KEYS, generate, write_wrk_file  # noqa: E402
+
+PY = sys.executable
+
+
+@dataclass
+class Mode:
+    name: str
+    saturation_s: int
+    connections: int
+    fixed_s: int
+    fixed_rates: tuple[int, ...]
+    e2e_rate: int
+    sustain_s: int
+    sustain_rates: tuple[int, ...]
+    big_rows: int
+
+
+FULL = Mode("full", 10, 64, 20, (500, 1000), 500, 60, (500, 1000, 1250, 1500, 1750, 2000),
+            1_000_000)
+SMOKE = Mode("smoke", 2, 16, 2, (100,), 100, 3, (100,), 2_000)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def peak_rss_mb(pid: int) -> float:
+    text = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    match = re.search(r"VmHWM:\s+(\d+) kB", text)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+@dataclass
+class Bench:
+    mode: Mode
+    work: Path
+    sink_ports: tuple[int, int]
+    results: dict[str, Any] = field(default_factory=dict)
+    peak_rss: list[float] = field(default_factory=list)
+
+    # -- processes --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def relay(self, db: Path) -> Iterator[str]:
+        port = free_port()
+        subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
+                             for p, k in KEYS.items())
+        a, b = self.sink_ports
+        config = self.work / f"relay-{port}.yaml"
+        config.write_text(
+            f"listen: 127.0.0.1:{port}\nstore: sqlite:///{db}\nsubhooks:\n{subhooks}\n"
+            "routes:\n  - name: all\n    match: {event: '*'}\n    destinations:\n"
+            f"      - {{name: a, url: 'http://127.0.0.1:{a}/hook'}}\n"
+            f"      - {{name: b, url: 'http://127.0.0.1:{b}/hook'}}\n", encoding="utf-8")
+        log = self.work / f"relay-{port}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen([PY, "-m", "relay", "serve", "--config", str(config)],
+                                     stdout=out, stderr=subprocess.STDOUT)
+        proc = Proc(popen, log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(base + "/healthz")
+            yield base
+            self.peak_rss.append(peak_rss_mb(popen.pid))
+        finally:
+            proc.stop()
+
+    def fresh_db(self) -> Path:
+        db = self.work / f"relay-{time.monotonic_ns()}.db"
+        return db
+
+    def sink_counts(self) -> int:
+        return sum(get_json(f"http://127.0.0.1:{self.sink_ports[0]}/stats").values())
+
+    # -- load -------------------------------------------------------------------------------
+
+    def wrk(self, base: str, pushes_file: Path) -> dict[str, Any]:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{self.mode.connections}", f"-d{self.mode.saturation_s}s",
+             "--timeout", "10s", "-s", str(HERE / "cycle.lua"), base, "--", str(pushes_file),
+             "1"], capture_output=True, text=True, check=True)
+        line = next(x for x in out.stdout.splitlines() if x.startswith("JSON "))
+        result: dict[str, Any] = json.loads(line[5:])
+        result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+        return result
+
+    def load(self, base: str, rate: int, seconds: int) -> dict[str, Any]:
+        out = self.work / f"load-{time.monotonic_ns()}.json"
+        subprocess.run([PY, str(HERE / "load.py"), base, str(rate), str(seconds), str(out)],
+                       check=True)
+        result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        return result
+
+    # -- phases -----------------------------------------------------------------------------
+
+    def saturation(self, pushes_file: Path, events: int) -> None:
+        bare_port = free_port()
+        popen = subprocess.Popen([PY, str(HERE / "bare.py"), str(bare_port)])
+        try:
+            wait_http(f"http://127.0.0.1:{bare_port}/healthz")
+            bare = self.wrk(f"http://127.0.0.1:{bare_port}", pushes_file)
+        finally:
+            popen.terminate()
+            popen.wait()
+        db = self.fresh_db()
+        with self.relay(db) as base:
+            relay = self.wrk(base, pushes_file)
+        stored = count_events(db)
+        self.results["saturation"] = {
+            "bare": bare, "relay": relay, "ratio": relay["rps"] / bare["rps"],
+            "relay_events_stored": stored, "pushes_prepared": events}
+
+    def fixed(self) -> None:
+        rows = {}
+        for rate in self.mode.fixed_rates:
+            with self.relay(self.fresh_db()) as base:
+                result = self.load(base, rate, self.mode.fixed_s)
+            result.pop("send_times")
+            rows[str(rate)] = result
+        self.results["ingest_latency"] = rows
+
+    def end_to_end(self) -> None:
+        rate = self.mode.e2e_rate
+        with self.relay(self.fresh_db()) as base:
+            before = self.sink_counts()
+            result = self.load(base, rate, self.mode.fixed_s)
+            wanted = before + 2 * result["ok"]
+            deadline = time.monotonic() + 30
+            while self.sink_counts() < wanted and time.monotonic() < deadline:
+                time.sleep(0.2)
+            arrivals = get_json(f"http://127.0.0.1:{self.sink_ports[0]}/arrivals")
+        sent = result.pop("send_times")
+        lat = [(seen[sid] - at) * 1000 for seen in arrivals.values()
+               for sid, at in sent.items() if sid in seen]
+        lat.sort()
+        self.results["end_to_end"] = {
+            "rate": rate, "deliveries_measured": len(lat), "deliveries_wanted": 2 * len(sent),
+            "p50_ms": lat[len(lat) // 2] if lat else None,
+            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None}
+
+    def sustained(self) -> None:
+        tried = []
+        best = 0
+        for rate in self.mode.sustain_rates:
+            with self.relay(self.fresh_db()) as base:
+                depth: list[tuple[float, int]] = []
+                out = self.work / f"sustain-{rate}.json"
+                load = subprocess.Popen([PY, str(HERE / "load.py"), base, str(rate),
+                                         str(self.mode.sustain_s), str(out)])
+                start = time.monotonic()
+                while load.poll() is None:
+                    time.sleep(1)
+                    depth.append((time.monotonic() - start, queue_depth(base)))
+                result = json.loads(out.read_text(encoding="utf-8"))
+                drain_start = time.monotonic()
+                while queue_depth(base) > 0 and time.monotonic() - drain_start < 60:
+                    time.sleep(0.2)
+                drained_s = time.monotonic() - drain_start
+            half = [d for t, d in depth if t > self.mode.sustain_s / 2]
+            ok_ratio = result["ok"] / result["sent"]
+            on_time = result["sending_took_s"] <= self.mode.sustain_s * 1.02
+            held = (ok_ratio >= 0.999 and on_time and bool(half)
+                    and max(half) <= 2 * rate)
+            tried.append({"rate": rate, "ok_ratio": ok_ratio, "sending_took_s":
+                          result["sending_took_s"], "p99_ingest_ms": result["p99_ms"],
+                          "max_backlog_second_half": max(half) if half else None,
+                          "backlog_samples": [d for _, d in depth], "drained_s": drained_s,
+                          "held": held})
+            if not held:
+                break
+            best = rate
+        self.results["sustained"] = {"seconds": self.mode.sustain_s, "best_rate": best,
+                                     "tried": tried}
+
+    def million(self, pushes_file: Path) -> None:
+        db = self.fresh_db()
+        took = populate(db, self.mode.big_rows)
+        with self.relay(db) as base:
+            big = self.wrk(base, pushes_file)
+        empty = self.results["saturation"]["relay"]["rps"]
+        self.results["big_store"] = {"delivered_rows": self.mode.big_rows,
+                                     "populate_s": took, "relay": big,
+                                     "ratio_to_empty": big["rps"] / empty,
+                                     "db_mb": db.stat().st_size / 2**20}
+        db.unlink()
+
+
+def count_events(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def queue_depth(base: str) -> int:
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    match = re.search(r"^relay_queue_depth (\S+)$", text, re.MULTILINE)
+    return int(float(match.group(1))) if match else -1
+
+
+def populate(db: Path, delivered_rows: int) -> float:
+    """Fill a store with ``delivered_rows`` delivered deliveries (two per event) and their
+    attempts and tokens, through the relay's own migrations."""
+    from relay.store.sqlite import _migrate
+
+    started = time.monotonic()
+    body = generate(1)[0].body
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    _migrate(conn)
+    now = time.time() - 3600
+    events = delivered_rows // 2
+    conn.execute("BEGIN")
+    for first in range(0, events, 50_000):
+        ids = range(first + 1, min(events, first + 50_000) + 1)
+        conn.executemany("INSERT INTO tokens VALUES (?, ?)", ((f"old{i:028x}", now) for i in ids))
+        conn.executemany(
+            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            ((i, f"msg_{i:032x}", f"id{i:062x}", f"old{i:028x}", "sms", "delivered", None,
+              f'{{"events":"delivered","send_id":"{i:032x}"}}', body,
+              "application/x-www-form-urlencoded", now) for i in ids))
+        conn.executemany(
+            "INSERT INTO deliveries (id, event_id, destination, state, attempt,"
+            " next_attempt_at, expires_at, updated_at) VALUES (?,?,?,'delivered',1,?,?,?)",
+            ((2 * i + k, i, "ab"[k], now, now + 3600, now) for i in ids for k in (0, 1)))
+        conn.executemany(
+            "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, http_status,"
+            " outcome) VALUES (?,1,?,1.0,200,'delivered')",
+            ((2 * i + k, now) for i in ids for k in (0, 1)))
+    conn.execute("COMMIT")
+    conn.close()
+    return time.monotonic() - started
+
+
+def table(results: dict[str, Any]) -> str:
+    sat = results["saturation"]
+    rows = [("ingest at saturation, bare aiohttp", f"{sat['bare']['rps']:,.0f} req/s", ""),
+            ("ingest at saturation, relay", f"{sat['relay']['rps']:,.0f} req/s",
+             f"ratio {sat['ratio']:.0%} (target >= 50%)")]
+    for rate, row in results["ingest_latency"].items():
+        rows.append((f"ingest latency at {rate}/s", f"p50 {row['p50_ms']:.1f} ms, "
+                     f"p99 {row['p99_ms']:.1f} ms", f"{row['ok']}/{row['sent']} answered 200"
+                     + (" (target p99 <= 10 ms)" if rate == "1000" else "")))
+    e2e = results["end_to_end"]
+    rows.append((f"end to end at {e2e['rate']}/s, fan-out 2",
+                 f"p50 {e2e['p50_ms']:.1f} ms, p99 {e2e['p99_ms']:.1f} ms",
+                 f"{e2e['deliveries_measured']}/{e2e['deliveries_wanted']} deliveries"))
+    sus = results["sustained"]
+    rows.append((f"sustained end to end ({sus['seconds']} s, fan-out 2)",
+                 f"{sus['best_rate']:,} events/s",
+                 "tried " + ", ".join(f"{t['rate']}{'' if t['held'] else ' (failed)'}"
+                                      for t in sus["tried"]) + " (target >= 1,500)"))
+    big = results["big_store"]
+    rows.append((f"ingest with {big['delivered_rows']:,} delivered rows",
+                 f"{big['relay']['rps']:,.0f} req/s",
+                 f"{big['ratio_to_empty']:.0%} of empty store (target >= 90%)"))
+    rows.append(("relay peak RSS", f"{results['peak_rss_mb']:.0f} MB", "target <= 200 MB"))
+    width = max(len(r[0]) for r in rows)
+    second = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b:<{second}}  {c}" for a, b, c in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
+    args = parser.parse_args()
+    mode = SMOKE if args.smoke else FULL
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed; run the bench through bench/run", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
+        work = Path(tmp)
+        sink_ports = (free_port(), free_port())
+        sinks = subprocess.Popen([PY, str(HERE / "sink.py"), *map(str, sink_ports)],
+                                 stdout=subprocess.PIPE)
+        try:
+            assert sinks.stdout is not None
+            sinks.stdout.readline()
+            bench = Bench(mode, work, sink_ports)
+            events = max(2000, 12 * mode.saturation_s * 1000) if mode is FULL else 4000
+            pushes_file = work / "pushes.bin"
+            write_wrk_file(generate(events), str(pushes_file))
+            started = time.monotonic()
+            bench.saturation(pushes_file, events)
+            bench.fixed()
+            bench.end_to_end()
+            bench.sustained()
+            write_wrk_file(generate(events, seed=2), str(pushes_file))
+            bench.million(pushes_file)
+        finally:
+            sinks.terminate()
+            sinks.wait()
+    results = bench.results
+    results["peak_rss_mb"] = max(bench.peak_rss)
+    results["meta"] = {
+        "mode": mode.name, "took_s": time.monotonic() - started,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "uvloop": _has("uvloop"), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    print(table(results))
+    out_dir = HERE / "results"
+    out_dir.mkdir(exist_ok=True)
+    out = out_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{mode.name}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"\nresults: {out.relative_to(HERE.parent)}")
+    return 0
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
