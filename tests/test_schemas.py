@@ -7,7 +7,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay import docs2schema
 from relay.errors import EventInvalid, SchemaLoadError
@@ -35,12 +38,13 @@ def _fixed(event: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {**fields, "events": event}
 
 
-def test_doc_examples_name_their_section_but_one(docs_dir: Path) -> None:
+def test_doc_examples_name_their_section_but_one(docs_dir: Path,
+                                                  schemas: EventSchemas) -> None:
     """Only the known doc quirk labels an example with another event than its section."""
     mislabelled = [
         (product, event, fields["events"])
         for product, event, fields in doc_examples(docs_dir)
-        if EventSchemas.load().validate(product, _fixed(event, fields)) != event
+        if schemas.validate(product, _fixed(event, fields)) != event
         or fields["events"] not in (event, "unkown")
     ]
     assert mislabelled == [("internationalsms", "template_reject", "template_accept")]
@@ -168,3 +172,55 @@ def test_installed_package_finds_its_schemas(tmp_path: Path) -> None:
     assert out[0].startswith(str(target))
     assert int(out[1]) == 28
     assert (target / "relay" / "bundled_schemas" / "config.schema.json").exists()
+
+
+# -- the compiled fast path against the jsonschema reference ----------------------------------
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**12), st.floats(allow_nan=False),
+                    st.text(max_size=8), st.sampled_from(["0", "12", "1.5", "12\n", "", "١٢"]))
+
+
+_LOADED = EventSchemas.load()
+
+
+@pytest.mark.parametrize("key", sorted(_LOADED.validators))
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_compiled_check_agrees_with_jsonschema(key: tuple[str, str], data: st.DataObject) -> None:
+    """For every bundled schema, on pushes built from its own fields with some removed and
+    some given odd types, the compiled check says valid exactly when jsonschema does."""
+    loaded = _LOADED
+    check = loaded.fast.get(key)
+    assert check is not None, "every bundled schema takes the compiled path"
+    reference = loaded.validators[key]
+    schema = reference.schema
+    assert isinstance(schema, dict)
+    names = sorted(schema["properties"])
+    fields = {name: data.draw(st.one_of(_values, st.just("1")), label=name) for name in
+              data.draw(st.lists(st.sampled_from(names), unique=True), label="present")}
+    if data.draw(st.booleans(), label="right event"):
+        fields["events"] = key[1]
+    try:
+        check(fields)
+        fast_valid = True
+    except fastjsonschema.JsonSchemaException:
+        fast_valid = False
+    assert fast_valid == reference.is_valid(fields), fields
+
+
+def test_schema_with_other_keywords_is_checked_by_jsonschema_only(tmp_path: Path) -> None:
+    """A custom schema using a keyword the compiled path does not know stays on jsonschema,
+    and validate() still enforces it."""
+    folder = tmp_path / "sms"
+    folder.mkdir()
+    (folder / "delivered.json").write_text(json.dumps({
+        "$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+        "properties": {"events": {"const": "delivered"}},
+        "dependentRequired": {"send_id": ["address"]}}), encoding="utf-8")
+    loaded = EventSchemas.load(tmp_path)
+    assert ("sms", "delivered") not in loaded.fast
+    assert ("sms", "dropped") in loaded.fast
+    with pytest.raises(EventInvalid, match="address"):
+        loaded.validate("sms", {"events": "delivered", "send_id": "1"})
+    assert loaded.validate("sms", {"events": "delivered", "send_id": "1", "address": "1"}) \
+        == "delivered"
