@@ -27,6 +27,8 @@ log = logging.getLogger("relay.worker")
 
 #: How long past its timeout a claimed delivery stays leased to its worker.
 LEASE_MARGIN_S = 30.0
+#: How often the worker looks for deliveries to destinations no config names any more.
+ORPHAN_CHECK_S = 5.0
 
 
 def decide(delivery: ClaimedDelivery, destination: Destination, attempt: int,
@@ -68,6 +70,7 @@ class Worker:
         self._stopping = False
         self._session: aiohttp.ClientSession | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._next_orphan_check = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -96,22 +99,23 @@ class Worker:
     async def _dispatch(self) -> None:
         self._known.update(self.settings().destinations())
         now = time.time()
-        for name in await self.store.pending_destinations(now):
-            destination = self._known.get(name)
-            if destination is None:
-                await self._orphan(name, now)
-                continue
-            free = destination.max_in_flight - self.in_flight[name]
-            if free <= 0:
-                continue
-            lease = now + destination.timeout + LEASE_MARGIN_S
-            if self._stopping:
-                return
-            for delivery in await self.store.claim(name, free, self.owner, lease, now):
-                self.in_flight[name] += 1
-                task = asyncio.create_task(self._deliver(delivery, destination))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        if now >= self._next_orphan_check:
+            # Rows for destinations no config names any more; rare, so looked for rarely.
+            self._next_orphan_check = now + ORPHAN_CHECK_S
+            for name in await self.store.pending_destinations(now):
+                if name not in self._known:
+                    await self._orphan(name, now)
+        wants = {name: (destination.max_in_flight - self.in_flight[name],
+                        now + destination.timeout + LEASE_MARGIN_S)
+                 for name, destination in self._known.items()
+                 if destination.max_in_flight > self.in_flight[name]}
+        if not wants or self._stopping:
+            return
+        for delivery in await self.store.claim_due(wants, self.owner, now):
+            self.in_flight[delivery.destination] += 1
+            task = asyncio.create_task(self._deliver(delivery, self._known[delivery.destination]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _orphan(self, name: str, now: float) -> None:
         """Deliveries to a destination no config names any more become dead letters."""

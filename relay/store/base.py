@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -83,6 +84,10 @@ class Store(Protocol):
     async def claim(
         self, destination: str, limit: int, owner: str, lease_until: float, now: float
     ) -> list[ClaimedDelivery]: ...
+    async def claim_due(self, wants: Mapping[str, tuple[int, float]], owner: str,
+                        now: float) -> list[ClaimedDelivery]:
+        """Claim, in one transaction, up to ``limit`` due deliveries of each destination in
+        ``wants`` (``{destination: (limit, lease_until)}``)."""
     async def record(self, records: list[AttemptRecord]) -> None: ...
     async def release(self, owner: str) -> int: ...
     async def pending_destinations(self, now: float) -> list[str]: ...

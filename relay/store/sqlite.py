@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -278,24 +278,15 @@ class SqliteStore:
     async def claim(
         self, destination: str, limit: int, owner: str, lease_until: float, now: float
     ) -> list[ClaimedDelivery]:
+        return await self.claim_due({destination: (limit, lease_until)}, owner, now)
+
+    async def claim_due(self, wants: Mapping[str, tuple[int, float]], owner: str,
+                        now: float) -> list[ClaimedDelivery]:
         def write(conn: sqlite3.Connection) -> list[ClaimedDelivery]:
-            ids = [r[0] for r in conn.execute(
-                "SELECT id FROM deliveries WHERE state = 'pending' AND destination = ?"
-                " AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
-                " ORDER BY next_attempt_at LIMIT ?",
-                (destination, now, now, limit),
-            )]
-            if not ids:
-                return []
-            marks = ",".join("?" * len(ids))
-            conn.execute(
-                f"UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN ({marks})",  # noqa: S608
-                (owner, lease_until, *ids),
-            )
-            # Only "?" placeholders are formatted into the query, never values.
-            query = _CLAIMED.format(marks=marks)
-            rows = conn.execute(query, ids).fetchall()
-            return [ClaimedDelivery(*row) for row in rows]
+            claimed: list[ClaimedDelivery] = []
+            for destination, (limit, lease_until) in wants.items():
+                claimed += _claim(conn, destination, limit, owner, lease_until, now)
+            return claimed
 
         return await self._write(write)
 
@@ -366,6 +357,26 @@ class SqliteStore:
         await self._write(lambda conn: conn.execute(
             "UPDATE quarantine SET state = 'replayed', event_id = ?, note = ? WHERE id = ?",
             (event_id, note, qid)))
+
+
+def _claim(conn: sqlite3.Connection, destination: str, limit: int, owner: str,
+           lease_until: float, now: float) -> list[ClaimedDelivery]:
+    ids = [r[0] for r in conn.execute(
+        "SELECT id FROM deliveries WHERE state = 'pending' AND destination = ?"
+        " AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
+        " ORDER BY next_attempt_at LIMIT ?",
+        (destination, now, now, limit),
+    )]
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    conn.execute(
+        f"UPDATE deliveries SET lease_owner = ?, lease_until = ? WHERE id IN ({marks})",  # noqa: S608
+        (owner, lease_until, *ids),
+    )
+    # Only "?" placeholders are formatted into the query, never values.
+    rows = conn.execute(_CLAIMED.format(marks=marks), ids).fetchall()
+    return [ClaimedDelivery(*row) for row in rows]
 
 
 _CLAIMED = (
