@@ -99,6 +99,8 @@ class Limits:
     max_header_size: int = 8190
     max_fields: int = 200
     read_timeout: float = 10.0
+    #: pushes handled at once; more are shed with 503 so memory and latency stay bounded
+    max_in_progress: int = 256
 
 
 @dataclass(frozen=True)
@@ -320,6 +322,7 @@ class _Builder:
             max_header_size=parse_size(raw.get("max_header_size", base.max_header_size)),
             max_fields=raw.get("max_fields", base.max_fields),
             read_timeout=self.duration(raw, "read_timeout", ("limits",), base.read_timeout),
+            max_in_progress=raw.get("max_in_progress", base.max_in_progress),
         )
 
 

@@ -146,6 +146,7 @@ class Ingest:
     store: Store
     metrics: Metrics
     on_accepted: Callable[[], None]  # wakes the delivery worker
+    in_progress: int = 0
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.monotonic()
@@ -154,6 +155,16 @@ class Ingest:
         subhook = settings.subhook_for(request.path)
         if subhook is None:
             return problem(404, "not_found", [f"no SUBHOOK is configured at {request.path}"])
+        if self.in_progress >= settings.limits.max_in_progress:
+            # Shed before reading the body: a 503 costs little and SUBMAIL re-pushes later,
+            # where queueing without limit would cost memory and every push's latency.
+            self.metrics.received(subhook.product, "", "overloaded", time.monotonic() - started)
+            response = problem(503, "overloaded", [
+                f"{self.in_progress} pushes are being handled (limits.max_in_progress); "
+                "retry later"])
+            response.headers["Retry-After"] = "1"
+            return response
+        self.in_progress += 1
         product, event, outcome = subhook.product, "", "error"
         try:
             response, event, outcome = await self._receive(request, settings, schemas, subhook)
@@ -165,11 +176,14 @@ class Ingest:
             outcome = "store_unavailable"
             response = problem(503, "store_unavailable", ["the event could not be stored; "
                                                           "retry later"])
+            response.headers["Retry-After"] = "5"
         except Exception:
             # A bug must not cost SUBMAIL's receipt: 500 makes it re-push later.
             log.exception("unexpected error handling a push to %s", request.path)
             outcome = "internal_error"
             response = problem(500, "internal_error", ["unexpected error; see the relay log"])
+        finally:
+            self.in_progress -= 1
         self.metrics.received(product, event, outcome, time.monotonic() - started)
         return response
 
@@ -201,11 +215,13 @@ class Ingest:
         if event_id is None:
             return web.json_response({"status": "duplicate"}), event, "duplicate"
         self.on_accepted()
-        address = fields.get("address")
-        shown = "-" if not address else (
-            pushes.mask_phone(str(address)) if settings.mask_phone_numbers else address)
-        log.info("accepted %s %s id=%s address=%s -> %s", subhook.product, event,
-                 record.webhook_id, shown, ",".join(d.name for d in destinations) or "(no route)")
+        if log.isEnabledFor(logging.DEBUG):  # one line per push costs ~15% of ingest at load
+            address = fields.get("address")
+            shown = "-" if not address else (
+                pushes.mask_phone(str(address)) if settings.mask_phone_numbers else address)
+            log.debug("accepted %s %s id=%s address=%s -> %s", subhook.product, event,
+                      record.webhook_id, shown,
+                      ",".join(d.name for d in destinations) or "(no route)")
         return web.json_response({"status": "accepted", "webhook_id": record.webhook_id,
                                   "destinations": [d.name for d in destinations]}), event, \
             "accepted"
