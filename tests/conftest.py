@@ -117,6 +117,10 @@ async def make_sink() -> AsyncIterator[Callable[..., Awaitable[Sink]]]:
         await server.close()
 
 
+Client = TestClient[Any, Any]
+MakeRelay = Callable[..., Awaitable[Client]]
+MakeSink = Callable[..., Awaitable[Sink]]
+
 KEYS = {"sms": "sms-key-0123", "internationalsms": "intl-key-4567", "mms": "mms-key-89ab"}
 
 
@@ -153,3 +157,45 @@ async def make_relay(
         return client
 
     return make
+
+
+# -- relay processes (tests/relayproc.py) ------------------------------------------------
+# Imported here, below KEYS and signed, which relayproc takes from this module.
+from relayproc import FlakySink, Relay, StartRelay, free_port, write_relay_config  # noqa: E402
+
+
+@pytest.fixture
+async def make_flaky() -> AsyncIterator[Callable[[float], Awaitable[tuple[FlakySink, str]]]]:
+    """Factory of FlakySinks (started, with their URL), closed after the test."""
+    sinks: list[FlakySink] = []
+
+    async def make(failure_rate: float) -> tuple[FlakySink, str]:
+        sink = FlakySink(failure_rate)
+        sinks.append(sink)
+        return sink, await sink.start()
+
+    yield make
+    for sink in sinks:
+        if sink.server is not None:
+            await sink.server.close()
+
+
+@pytest.fixture
+async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
+    """Factory: `relay serve` on tmp_path/relay.yaml (rewritten when routes are given),
+    always the same port and database, so a second call is a restart; killed at the end."""
+    started: list[Relay] = []
+    port = free_port()
+
+    async def start(routes: str | None = None) -> Relay:
+        config = tmp_path / "relay.yaml"
+        if routes is not None:
+            write_relay_config(config, port, routes, tmp_path / "relay.db")
+        relay = Relay(config, port, tmp_path)
+        started.append(relay)
+        await relay.start()
+        return relay
+
+    yield start
+    for relay in started:
+        relay.stop()

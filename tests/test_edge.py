@@ -5,17 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-from conftest import signed
+from conftest import MakeRelay, signed
 
 from relay.app import RUNTIME
 from relay.ingest import client_address
-
-Client = TestClient[Any, Any]
-MakeRelay = Callable[..., Awaitable[Client]]
 
 
 def delivered(send_id: str = "s", **extra: Any) -> dict[str, Any]:

@@ -3,22 +3,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from aiohttp.test_utils import TestClient
-from conftest import KEYS, Sink, signed
+from conftest import KEYS, Client, MakeRelay, MakeSink, signed
 
 from relay import docs2schema
 from relay.app import RUNTIME, STORE
 from relay.constants import canonical_event
-
-Client = TestClient[Any, Any]
-MakeRelay = Callable[..., Awaitable[Client]]
-MakeSink = Callable[..., Awaitable[Sink]]
 
 
 def body_for(fields: dict[str, Any], kind: str) -> tuple[bytes | aiohttp.FormData, dict[str, str]]:

@@ -4,14 +4,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-from aiohttp.test_utils import TestClient
-from conftest import Sink, relay_config, signed
+from conftest import Client, Sink, relay_config, signed
 
 from relay.app import RUNTIME
-
-Client = TestClient[Any, Any]
 
 
 def route(url: str, name: str = "s") -> str:

@@ -3,18 +3,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-from conftest import Sink, signed
+from conftest import Client, MakeRelay, MakeSink, signed
 from standardwebhooks import Webhook
 
 from relay.app import STORE
 
-Client = TestClient[Any, Any]
-MakeRelay = Callable[..., Awaitable[Client]]
-MakeSink = Callable[..., Awaitable[Sink]]
 SECRET = "whsec_" + base64.b64encode(b"a-32-byte-secret-for-the-tests!!").decode()
 
 
