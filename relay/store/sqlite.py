@@ -123,6 +123,9 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
+        # 32 MiB of page cache (default 2 MiB): the token and identity indexes take random
+        # keys, so as the store grows their inserts miss a small cache (docs/performance.md).
+        conn.execute("PRAGMA cache_size=-32768")
         _migrate(conn)
         # One process owns an SQLite file: leases left by a killed process are void.
         conn.execute("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
