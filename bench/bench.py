@@ -120,14 +120,16 @@ class Bench:
     # -- processes --------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def relay(self, db: Path, fan_out: bool = True) -> Iterator[str]:
+    def relay(self, db: Path | str, fan_out: bool = True) -> Iterator[str]:
+        """A relay process on ``db`` (an SQLite file, or any store URL); yields its URL."""
         port = free_port()
         subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
                              for p, k in KEYS.items())
         a, b = self.sink_ports
         config = self.work / f"relay-{port}.yaml"
         config.write_text(
-            f"listen: 127.0.0.1:{port}\nstore: sqlite:///{db}\nsubhooks:\n{subhooks}\n"
+            f"listen: 127.0.0.1:{port}\n"
+            f"store: {db if isinstance(db, str) else f'sqlite:///{db}'}\nsubhooks:\n{subhooks}\n"
             + ("routes:\n  - name: all\n    match: {event: '*'}\n    destinations:\n"
                f"      - {{name: a, url: 'http://127.0.0.1:{a}/hook'}}\n"
                f"      - {{name: b, url: 'http://127.0.0.1:{b}/hook'}}\n" if fan_out
@@ -281,6 +283,64 @@ class Bench:
         db.unlink()
 
 
+async def _fresh_postgres(server: str) -> str:
+    import asyncpg
+
+    name = f"relay_bench_{time.monotonic_ns()}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def scaling(bench: Bench, postgres: str, pushes_files: list[Path]) -> None:
+    """Saturation with fan-out 2: one relay on SQLite, then one and two on PostgreSQL (two
+    instances each get their own wrk with half the connections and their own tokens)."""
+    import asyncio
+
+    rows = {}
+    for label, store, count in (("sqlite x1", None, 1), ("postgresql x1", postgres, 1),
+                                ("postgresql x2", postgres, 2)):
+        url = asyncio.run(_fresh_postgres(store)) if store else None
+        with contextlib.ExitStack() as stack:
+            bases = [stack.enter_context(bench.relay(url or bench.fresh_db()))
+                     for _ in range(count)]
+            totals = []
+            for path in pushes_files:
+                parts = split_file(path, count)
+                runs = [subprocess.Popen(
+                    ["wrk", "-t1", f"-c{bench.mode.connections // count}",
+                     f"-d{bench.mode.saturation_s}s", "--timeout", "10s", "-s",
+                     str(HERE / "cycle.lua"), base, "--", str(part), "1"],
+                    stdout=subprocess.PIPE, text=True) for base, part in zip(bases, parts,
+                                                                           strict=True)]
+                rps = 0.0
+                for run in runs:
+                    out, _ = run.communicate()
+                    line = next(x for x in out.splitlines() if x.startswith("JSON "))
+                    result = json.loads(line[5:])
+                    rps += result["requests"] / (result["duration_us"] / 1e6)
+                totals.append(rps)
+        totals.sort()
+        rows[label] = {"rps": totals[len(totals) // 2], "runs_rps": totals}
+    bench.results["scaling"] = rows
+
+
+def split_file(path: Path, parts: int) -> list[Path]:
+    """``parts`` files of pushes (for wrk) taking turns over the records of ``path``."""
+    if parts == 1:
+        return [path]
+    records = path.read_bytes().split(b"\x02")[:-1]
+    out = []
+    for n in range(parts):
+        part = path.with_name(f"{path.stem}-part{n}.bin")
+        part.write_bytes(b"".join(r + b"\x02" for r in records[n::parts]))
+        out.append(part)
+    return out
+
+
 def slope(points: list[tuple[float, int]]) -> float:
     """Least-squares slope of (time, backlog) samples: deliveries per second of growth."""
     if len(points) < 2:
@@ -371,6 +431,9 @@ def table(results: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few seconds, for CI")
+    parser.add_argument("--scaling", metavar="POSTGRES_URL",
+                        help="only compare SQLite with one and two instances on PostgreSQL "
+                             "(a server the bench may create databases on)")
     args = parser.parse_args()
     mode = SMOKE if args.smoke else FULL
     if shutil.which("wrk") is None:
@@ -391,6 +454,9 @@ def main() -> int:
             for seed, path in enumerate(pushes_file):
                 write_wrk_file(generate(events, seed=seed), str(path))
             started = time.monotonic()
+            if args.scaling:
+                scaling(bench, args.scaling, pushes_file)
+                return finish(bench, mode, started, scaling_only=True)
             bench.saturation(pushes_file, events)
             bench.fixed()
             bench.end_to_end()
@@ -401,6 +467,10 @@ def main() -> int:
         finally:
             sinks.terminate()
             sinks.wait()
+    return finish(bench, mode, started)
+
+
+def finish(bench: Bench, mode: Mode, started: float, scaling_only: bool = False) -> int:
     results = bench.results
     results["peak_rss_mb"] = max(bench.peak_rss)
     results["meta"] = {
@@ -408,10 +478,15 @@ def main() -> int:
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "uvloop": _has("uvloop"), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    print(table(results))
+    if scaling_only:
+        for label, row in results["scaling"].items():
+            print(f"saturation, fan-out 2, {label:<14} {row['rps']:>8,.0f} req/s")
+    else:
+        print(table(results))
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
-    out = out_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{mode.name}.json"
+    kind = "scaling" if scaling_only else mode.name
+    out = out_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kind}.json"
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nresults: {out.relative_to(HERE.parent)}")
     return 0

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -142,6 +143,7 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     worker.start()
     watch_task = asyncio.create_task(runtime.watch(), name="relay-config-watch")
+    prune_task = asyncio.create_task(_retention(store, runtime), name="relay-retention")
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGHUP, runtime.reload)
@@ -151,7 +153,31 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
         watch_task.cancel()
+        prune_task.cancel()
         await worker.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await watch_task
+        with contextlib.suppress(asyncio.CancelledError):
+            await prune_task
         await store.close()
+
+
+async def _retention(store: Store, runtime: Runtime) -> None:
+    """Prune delivered events and old tokens every ``retention.interval``.
+
+    Tokens are kept for the replay window (an older push is refused by its timestamp
+    anyway); delivered events for ``retention.delivered`` but never less than the window,
+    which identity dedupe needs. Dead letters and pending deliveries are never pruned.
+    """
+    while True:
+        settings = runtime.settings
+        await asyncio.sleep(settings.retention_interval)
+        now = time.time()
+        keep = max(settings.retention_delivered, settings.replay_past)
+        try:
+            events, tokens = await store.prune(now - keep, now - settings.replay_past)
+        except StoreUnavailable as exc:
+            log.warning("retention: store unavailable, trying again later: %s", exc)
+            continue
+        if events or tokens:
+            log.info("retention: pruned %d delivered events and %d tokens", events, tokens)

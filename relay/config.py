@@ -18,6 +18,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+import yarl
 
 from relay import constants as c
 from relay.errors import ConfigError
@@ -123,6 +124,13 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
     mask_phone_numbers: bool = True
+    #: delivered events are kept this long (never less than the replay window, which
+    #: identity dedupe needs), then pruned every ``retention_interval``
+    retention_delivered: float = c.DEFAULT_RETENTION_DELIVERED_S
+    retention_interval: float = c.DEFAULT_RETENTION_INTERVAL_S
+    #: how long past a destination's timeout a claimed delivery stays leased: an instance
+    #: that dies holds its claimed rows this long before another instance takes them
+    lease_margin: float = c.DEFAULT_LEASE_MARGIN_S
     source: Path | None = None
 
     def destinations(self) -> dict[str, Destination]:
@@ -251,6 +259,11 @@ class _Builder:
         return policy
 
     def destination(self, raw: Mapping[str, Any], path: Path_, retry: RetryPolicy) -> Destination:
+        try:
+            if not yarl.URL(raw["url"]).host:
+                self.problems.add((*path, "url"), f"{raw['url']!r} has no host")
+        except ValueError as exc:
+            self.problems.add((*path, "url"), f"{raw['url']!r} is not a valid URL: {exc}")
         return Destination(
             name=raw["name"],
             url=raw["url"],
@@ -373,6 +386,7 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
     window = data.get("replay_window") or {}
     tls = data.get("tls") or {}
     log = data.get("log") or {}
+    retention = data.get("retention") or {}
     builder.cidrs(tuple(data.get("trusted_proxies", ())), ("trusted_proxies",))
     if not 0 <= int(port) < 65536:
         builder.problems.add(("listen",), f"port {port} is out of range")
@@ -395,6 +409,11 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
         trusted_proxies=tuple(data.get("trusted_proxies", ())),
         log_level=log.get("level", "info"),
         mask_phone_numbers=log.get("mask_phone_numbers", True),
+        retention_delivered=builder.duration(retention, "delivered", ("retention",),
+                                             c.DEFAULT_RETENTION_DELIVERED_S),
+        retention_interval=builder.duration(retention, "interval", ("retention",),
+                                            c.DEFAULT_RETENTION_INTERVAL_S),
+        lease_margin=builder.duration(data, "lease_margin", (), c.DEFAULT_LEASE_MARGIN_S),
     )
 
 

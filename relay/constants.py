@@ -31,6 +31,10 @@ DEFAULT_MAX_AGE_S = 48 * 3600.0
 #: SUBMAIL re-pushes for more than a day; a token must be remembered at least that long.
 DEFAULT_REPLAY_PAST_S = 72 * 3600.0
 DEFAULT_REPLAY_FUTURE_S = 300.0
+#: Delivered events (and their attempt logs) are kept a week, then pruned every 10 min.
+DEFAULT_RETENTION_DELIVERED_S = 7 * 24 * 3600.0
+DEFAULT_RETENTION_INTERVAL_S = 600.0
+DEFAULT_LEASE_MARGIN_S = 30.0
 
 
 def canonical_event(name: str) -> str:

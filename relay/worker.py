@@ -25,8 +25,6 @@ from relay.store import AttemptRecord, ClaimedDelivery, Store
 
 log = logging.getLogger("relay.worker")
 
-#: How long past its timeout a claimed delivery stays leased to its worker.
-LEASE_MARGIN_S = 30.0
 #: How often the worker looks for deliveries to destinations no config names any more.
 ORPHAN_CHECK_S = 5.0
 
@@ -97,16 +95,18 @@ class Worker:
             await self._session.close()
 
     async def _dispatch(self) -> None:
-        self._known.update(self.settings().destinations())
+        settings = self.settings()
+        self._known.update(settings.destinations())
+        margin = settings.lease_margin
         now = time.time()
         if now >= self._next_orphan_check:
             # Rows for destinations no config names any more; rare, so looked for rarely.
             self._next_orphan_check = now + ORPHAN_CHECK_S
             for name in await self.store.pending_destinations(now):
                 if name not in self._known:
-                    await self._orphan(name, now)
+                    await self._orphan(name, now, margin)
         wants = {name: (destination.max_in_flight - self.in_flight[name],
-                        now + destination.timeout + LEASE_MARGIN_S)
+                        now + destination.timeout + margin)
                  for name, destination in self._known.items()
                  if destination.max_in_flight > self.in_flight[name]}
         if not wants or self._stopping:
@@ -117,9 +117,9 @@ class Worker:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _orphan(self, name: str, now: float) -> None:
+    async def _orphan(self, name: str, now: float, margin: float) -> None:
         """Deliveries to a destination no config names any more become dead letters."""
-        claimed = await self.store.claim(name, 1000, self.owner, now + LEASE_MARGIN_S, now)
+        claimed = await self.store.claim(name, 1000, self.owner, now + margin, now)
         await self.store.record([
             AttemptRecord(d.id, d.attempt, now, 0.0, None,
                           f"destination {name!r} is not in the config", "dead")

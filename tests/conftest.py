@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -9,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -120,6 +123,55 @@ async def make_sink() -> AsyncIterator[Callable[..., Awaitable[Sink]]]:
 Client = TestClient[Any, Any]
 MakeRelay = Callable[..., Awaitable[Client]]
 MakeSink = Callable[..., Awaitable[Sink]]
+
+#: A PostgreSQL server the tests may create databases on (.ci/run starts one and sets it).
+POSTGRES_URL = os.environ.get("RELAY_TEST_POSTGRES_URL")
+NO_POSTGRES = ("PostgreSQL not available: set RELAY_TEST_POSTGRES_URL to a server the tests "
+               "may create databases on (.ci/run installs and starts one)")
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_db() -> AsyncIterator[str]:
+    """A new, empty database on the test server (skips without one); dropped after."""
+    if not POSTGRES_URL:
+        pytest.skip(NO_POSTGRES)
+    name = "relay_test_" + secrets.token_hex(6)
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    try:
+        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        finally:
+            await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    async with fresh_postgres_db() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+async def store_url(store_kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty store of each kind: one test, run once per implementation."""
+    if store_kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relay.db'}"
+        return
+    async with fresh_postgres_db() as url:
+        yield url
+
 
 KEYS = {"sms": "sms-key-0123", "internationalsms": "intl-key-4567", "mms": "mms-key-89ab"}
 

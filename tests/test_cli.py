@@ -89,7 +89,11 @@ def test_schemas_build_reports_missing_docs(
 def test_check_refuses_a_store_this_build_cannot_open(
     write_config: Callable[[str], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`store: postgresql://...` is named in the spec but not built yet: check says so."""
-    path = write_config("store: postgresql://relay@127.0.0.1/relay\n" + CONFIG)
+    """A store URL of a kind the relay has no implementation for is refused by check;
+    sqlite:/// and postgresql:// are accepted (check does not connect)."""
+    path = write_config("store: mysql://relay@127.0.0.1/relay\n" + CONFIG)
     assert main(["check", "--config", str(path)]) == 1
-    assert "store: store postgresql: not supported yet" in capsys.readouterr().err
+    assert "relay.yaml:1: store: 'mysql://relay@127.0.0.1/relay' does not match" \
+        in capsys.readouterr().err
+    path = write_config("store: postgresql://relay:pw@127.0.0.1:5432/relay\n" + CONFIG)
+    assert main(["check", "--config", str(path)]) == 0

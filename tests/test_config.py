@@ -162,3 +162,24 @@ def test_cidrs_are_checked() -> None:
         "relay.yaml:5: subhooks[0].allow_ips[1]: 'not-an-ip' is not an IP address or CIDR",
         "relay.yaml:14: trusted_proxies[1]: '300.1.1.1' is not an IP address or CIDR",
     ]
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://127.0.0.1:9000steady", "is not a valid URL: "),
+    ("http://127.0.0.1:99999/hook", "is not a valid URL: "),
+    ("http:///hook", "has no host"),
+])
+def test_destination_urls_are_checked(url: str, problem: str) -> None:
+    """A destination URL that could never be sent to is a config error, not a dead letter."""
+    (found,) = problems_of(MINIMAL.replace("http://127.0.0.1:9000/hook", url),
+                           {"SMS_KEY": "k"})
+    assert found.startswith(f"relay.yaml:10: routes[0].destinations[0].url: {url!r} ")
+    assert problem in found
+
+
+def test_retention_and_lease_margin() -> None:
+    settings = parse_config(MINIMAL + "retention: {delivered: 2d, interval: 1m}\n"
+                            "lease_margin: 5s\n", {"SMS_KEY": "k"})
+    assert (settings.retention_delivered, settings.retention_interval,
+            settings.lease_margin) == (2 * 86400.0, 60.0, 5.0)
+    assert parse_config(MINIMAL, {"SMS_KEY": "k"}).lease_margin == 30.0

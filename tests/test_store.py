@@ -4,18 +4,24 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
+import asyncpg
 import pytest
 
-from relay.store import AttemptRecord, NewEvent, QuarantinedPush
+from relay.store import AttemptRecord, NewEvent, QuarantinedPush, open_store, sqlite_path
+from relay.store.postgres import PostgresStore
 from relay.store.sqlite import SqliteStore
+
+"""The store interface, every test run against SQLite and against PostgreSQL."""
+
+AnyStore = SqliteStore | PostgresStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    """An open store on a fresh file, closed after the test."""
-    opened = SqliteStore(tmp_path / "relay.db")
+async def store(store_url: str) -> AsyncIterator[AnyStore]:
+    """An open, empty store of each kind, closed after the test."""
+    opened = open_store(store_url)
+    assert isinstance(opened, SqliteStore | PostgresStore)
     await opened.open()
     yield opened
     await opened.close()
@@ -28,7 +34,7 @@ def new_event(n: int, destinations: tuple[str, ...] = ("a", "b")) -> NewEvent:
                     tuple((d, now + 3600) for d in destinations))
 
 
-async def test_concurrent_ingests_share_commits(store: SqliteStore) -> None:
+async def test_concurrent_ingests_share_commits(store: AnyStore) -> None:
     """200 pushes arriving together are committed in far fewer transactions."""
     ids = await asyncio.gather(*(store.ingest(new_event(n)) for n in range(200)))
     assert len(set(ids)) == 200
@@ -37,14 +43,13 @@ async def test_concurrent_ingests_share_commits(store: SqliteStore) -> None:
     assert await store.counts() == (400, 0)
 
 
-async def test_dedupe_by_token_and_identity_survives_reopen(tmp_path: Path) -> None:
-    """A token or identity seen before is refused, also after the file is reopened."""
-    path = tmp_path / "relay.db"
-    store = SqliteStore(path)
+async def test_dedupe_by_token_and_identity_survives_reopen(store_url: str) -> None:
+    """A token or identity seen before is refused, also after the store is reopened."""
+    store = open_store(store_url)
     await store.open()
     assert await store.ingest(new_event(1)) is not None
     await store.close()
-    store = SqliteStore(path)
+    store = open_store(store_url)
     await store.open()
     try:
         assert await store.ingest(new_event(1)) is None
@@ -58,7 +63,7 @@ async def test_dedupe_by_token_and_identity_survives_reopen(tmp_path: Path) -> N
         await store.close()
 
 
-async def test_claim_lease_record_and_replay(store: SqliteStore) -> None:
+async def test_claim_lease_record_and_replay(store: AnyStore) -> None:
     """Claimed rows are leased (not claimed twice); outcomes update state and attempt log."""
     await store.ingest(new_event(1, ("a",)))
     now = time.time() + 1
@@ -78,7 +83,7 @@ async def test_claim_lease_record_and_replay(store: SqliteStore) -> None:
     assert again.attempt == 0
 
 
-async def test_quarantine_keeps_one_row_per_identity(store: SqliteStore) -> None:
+async def test_quarantine_keeps_one_row_per_identity(store: AnyStore) -> None:
     """SUBMAIL re-pushing an invalid event does not fill the quarantine."""
     push = QuarantinedPush("id-1", "/subhook/sms", "sms", "{}", b"", "text/plain", '["x"]',
                            time.time())
@@ -90,13 +95,60 @@ async def test_quarantine_keeps_one_row_per_identity(store: SqliteStore) -> None
     assert await store.quarantined() == []
 
 
-async def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
-    """Opening twice applies each migration once and records the version."""
-    path = tmp_path / "relay.db"
-    for _ in range(2):
-        store = SqliteStore(path)
-        await store.open()
-        await store.close()
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
-        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+async def test_migrations_are_versioned_and_idempotent(store_url: str, store_kind: str) -> None:
+    """Opening twice (for PostgreSQL: three instances at once) applies each migration once
+    and records the version."""
+    if store_kind == "sqlite":
+        for _ in range(2):
+            store = open_store(store_url)
+            await store.open()
+            await store.close()
+        with sqlite3.connect(sqlite_path(store_url)) as conn:
+            assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        return
+    stores = [open_store(store_url) for _ in range(3)]
+    await asyncio.gather(*(s.open() for s in stores))
+    await asyncio.gather(*(s.close() for s in stores))
+    pg = await asyncpg.connect(store_url)
+    try:
+        assert [tuple(r) for r in await pg.fetch("SELECT version FROM schema_version")] \
+            == [(1,)]
+    finally:
+        await pg.close()
+
+
+async def test_claims_by_two_owners_never_overlap_while_leases_hold(store: AnyStore) -> None:
+    """Two workers claiming the same destination at once get disjoint rows (SKIP LOCKED on
+    PostgreSQL, one writer on SQLite); all rows are claimed exactly once."""
+    await asyncio.gather(*(store.ingest(new_event(n, ("a",))) for n in range(100)))
+    now = time.time() + 1
+    first, second = await asyncio.gather(
+        *(store.claim("a", 60, owner, now + 60, now) for owner in ("w1", "w2")))
+    ids1, ids2 = {d.id for d in first}, {d.id for d in second}
+    assert not ids1 & ids2
+    assert len(ids1 | ids2) == 100
+    assert await store.claim("a", 100, "w3", now + 60, now + 30) == []
+    assert await store.release("w1") == len(ids1)
+    assert {d.id for d in await store.claim("a", 100, "w3", now + 60, now + 30)} == ids1
+
+
+async def test_retention_prunes_delivered_events_and_old_tokens(store: AnyStore) -> None:
+    """Events all of whose deliveries were delivered before the cut go, with their attempt
+    log; pending and dead ones stay; tokens older than the cut go."""
+    for n in range(3):
+        await store.ingest(new_event(n, ("a",)))
+    now = time.time() + 1
+    claimed = sorted(await store.claim("a", 10, "w", now + 60, now), key=lambda d: d.id)
+    await store.record([
+        AttemptRecord(claimed[0].id, 1, now, 1.0, 200, None, "delivered"),
+        AttemptRecord(claimed[1].id, 1, now, 1.0, 400, "HTTP 400", "dead"),
+    ])
+    assert await store.prune(now - 10, now - 10) == (0, 0)  # nothing old enough yet
+    assert await store.prune(now + 10, now + 10) == (1, 3)
+    assert [d["id"] for d in await store.dead_letters()] == [claimed[1].id]
+    assert await store.attempts(claimed[0].id) == []
+    assert await store.counts() == (1, 1)
+    # A pruned event's identity is no longer known; its token neither.
+    assert not await store.seen("token-0", "identity-0")
+    assert await store.seen("nothing", "identity-1")

@@ -35,4 +35,9 @@ def sqlite_path(url: str) -> Path:
 def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
         return SqliteStore(sqlite_path(url))
-    raise StoreUnavailable(f"store {url.split(':', 1)[0]}: not supported yet (use sqlite:///)")
+    if url.startswith(("postgresql://", "postgres://")):
+        from relay.store.postgres import PostgresStore  # noqa: PLC0415 (asyncpg on demand)
+
+        return PostgresStore(url)
+    raise StoreUnavailable(f"store {url.split(':', 1)[0]}: not supported "
+                           "(use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB)")

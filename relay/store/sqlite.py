@@ -356,6 +356,23 @@ class SqliteStore:
             row["problems"] = json.loads(row["problems"])
         return rows
 
+    async def prune(self, delivered_before: float, tokens_before: float) -> tuple[int, int]:
+        def write(conn: sqlite3.Connection) -> tuple[int, int]:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id INTEGER PRIMARY KEY)")
+            conn.execute("DELETE FROM prune_ids")
+            conn.execute(f"INSERT INTO prune_ids {_PRUNABLE}", (delivered_before,
+                                                                  delivered_before))
+            conn.execute("DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries"
+                         " WHERE event_id IN (SELECT id FROM prune_ids))")
+            conn.execute("DELETE FROM deliveries WHERE event_id IN (SELECT id FROM prune_ids)")
+            events = conn.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM prune_ids)").rowcount
+            tokens = conn.execute("DELETE FROM tokens WHERE seen_at < ?",
+                                  (tokens_before,)).rowcount
+            return events, tokens
+
+        return await self._write(write)
+
     async def resolve_quarantine(self, qid: int, event_id: int | None, note: str) -> None:
         await self._write(lambda conn: conn.execute(
             "UPDATE quarantine SET state = 'replayed', event_id = ?, note = ? WHERE id = ?",
@@ -381,6 +398,12 @@ def _claim(conn: sqlite3.Connection, destination: str, limit: int, owner: str,
     rows = conn.execute(_CLAIMED.format(marks=marks), ids).fetchall()
     return [ClaimedDelivery(*row) for row in rows]
 
+
+_PRUNABLE = (
+    "SELECT e.id FROM events e WHERE e.received_at < ? AND NOT EXISTS ("
+    " SELECT 1 FROM deliveries d WHERE d.event_id = e.id"
+    " AND (d.state <> 'delivered' OR d.updated_at >= ?))"
+)
 
 _CLAIMED = (
     "SELECT d.id, d.event_id, d.destination, d.attempt, d.expires_at, e.webhook_id,"
