@@ -14,8 +14,10 @@ is checked by ``jsonschema`` only. The tests compare the two on generated pushes
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,43 @@ def _read_schemas(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
             raise SchemaLoadError(f"{path}: {exc}") from exc
         found[(path.parent.name, canonical_event(path.stem))] = schema
     return found
+
+
+def ecma_pattern(pattern: str) -> str:
+    """A JSON Schema (ECMA-262) pattern as a Python one: ``$`` outside a character class
+    means the end of the string (``\\Z``), where Python's ``$`` also matches before a final
+    newline (so ``^[0-9]+$`` would take ``"12\\n"``)."""
+    out, escaped, in_class = [], False, False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == "[":
+            in_class = True
+        elif ch == "]":
+            in_class = False
+        elif ch == "$" and not in_class:
+            out.append("\\Z")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+@lru_cache(maxsize=512)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(ecma_pattern(pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any,
+             schema: Mapping[str, Any]) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+#: Draft 2020-12 with ECMA-262 ``$`` in ``pattern``, as the spec and fastjsonschema read it.
+Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # untyped upstream
+    jsonschema.Draft202012Validator, {"pattern": _pattern})
 
 
 #: Keywords on which fastjsonschema (draft 7) and jsonschema (2020-12) agree; a schema
@@ -130,7 +169,7 @@ class EventSchemas:
             schemas.update(_read_schemas(override_dir))
         fast = {key: check for key, schema in schemas.items()
                 if (check := compile_fast(schema)) is not None}
-        return cls({key: jsonschema.Draft202012Validator(schema)
+        return cls({key: Validator(schema)
                     for key, schema in schemas.items()}, fast)
 
     def events(self, product: str) -> list[str]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from relay import docs2schema
 from relay.errors import EventInvalid, SchemaLoadError
-from relay.schemas import EventSchemas
+from relay.schemas import EventSchemas, ecma_pattern
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -224,3 +224,23 @@ def test_schema_with_other_keywords_is_checked_by_jsonschema_only(tmp_path: Path
         loaded.validate("sms", {"events": "delivered", "send_id": "1"})
     assert loaded.validate("sms", {"events": "delivered", "send_id": "1", "address": "1"}) \
         == "delivered"
+
+
+@pytest.mark.parametrize(("pattern", "python"), [
+    ("^[0-9]+$", "^[0-9]+\\Z"),
+    ("^a[$]b$", "^a[$]b\\Z"),
+    ("^a\\$b$", "^a\\$b\\Z"),
+    ("^(x|y$)", "^(x|y\\Z)"),
+])
+def test_patterns_read_dollar_as_the_end_of_the_string(pattern: str, python: str) -> None:
+    assert ecma_pattern(pattern) == python
+
+
+def test_a_digits_field_with_a_trailing_newline_is_refused(schemas: EventSchemas) -> None:
+    """Python's "$" would take "12\\n" as digits; JSON Schema's (ECMA-262) does not, and
+    neither does either of the relay's checks (found by the comparison test above)."""
+    good = {"events": "delivered", "address": "1", "app": "1", "send_id": "s",
+            "timestamp": "1700000000", "token": "t", "signature": "s"}
+    assert schemas.validate("sms", good) == "delivered"
+    with pytest.raises(EventInvalid, match="timestamp: must be an integer or a string of digits"):
+        schemas.validate("sms", {**good, "timestamp": "1700000000\n"})
