@@ -6,6 +6,8 @@ from typing import Any
 
 from conftest import MakeRelay, MakeSink, signed
 
+from relay.app import STORE
+
 
 def delivered(send_id: str) -> dict[str, Any]:
     return signed("sms", {"events": "delivered", "address": "1", "app": 1, "send_id": send_id,
@@ -56,3 +58,33 @@ async def test_admin_needs_a_configured_token(make_relay: MakeRelay) -> None:
     bad = await client.post("/admin/dead/replay", json={"ids": "all"},
                             headers={"Authorization": "Bearer s3cret"})
     assert bad.status == 400
+
+
+async def test_retention_job_prunes_delivered_events_while_running(
+    make_relay: MakeRelay, make_sink: MakeSink
+) -> None:
+    """With a 1 s replay window and a short retention, the running relay forgets a delivered
+    event and its token by itself; a dead letter stays."""
+    ok = await make_sink()
+    refusing = await make_sink(script=[400])
+    client = await make_relay(
+        f'  - {{name: all, match: {{tag: null}}, destinations: [{{name: ok, url: "{ok.url}"}}]}}\n'
+        f'  - {{name: picky, match: {{tag: "p"}}, destinations: [{{name: refuser, url: '
+        f'"{refusing.url}"}}]}}',
+        "replay_window: {past: 1s}\nretention: {delivered: 1ms, interval: 200ms}\n")
+    assert client.app is not None
+    store = client.app[STORE]
+    fields = delivered("kept-briefly")
+    assert (await client.post("/subhook/sms", data=fields)).status == 200
+    dead = signed("sms", {"events": "delivered", "address": "1", "app": 1, "send_id": "dead",
+                          "tag": "p", "timestamp": int(time.time())})
+    assert (await client.post("/subhook/sms", data=dead)).status == 200
+    await ok.wait_for(1)
+    await refusing.wait_for(1)
+    assert await store.seen(str(fields["token"]), "")
+    deadline = time.monotonic() + 10
+    while await store.seen(str(fields["token"]), ""):
+        assert time.monotonic() < deadline, "the delivered event's token was never pruned"
+        await asyncio.sleep(0.1)
+    assert len(await store.dead_letters()) == 1
+    assert await store.counts() == (0, 1)
