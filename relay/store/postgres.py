@@ -16,7 +16,6 @@ The same interface as the SQLite store, for instances behind one load balancer:
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
@@ -31,6 +30,7 @@ from relay.store.base import (
     QuarantinedPush,
     StoreUnavailable,
 )
+from relay.store.grouping import GroupedWriter
 
 T = TypeVar("T")
 if TYPE_CHECKING:  # the stubs make the pool's connection proxy generic; asyncpg does not
@@ -157,9 +157,7 @@ class PostgresStore:
         self.url = url
         self.pool_size = pool_size
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
-        self._pending: list[tuple[Op, asyncio.Future[Any]]] = []
-        self._flushing = False
-        self._flush_task: asyncio.Task[None] | None = None
+        self._writer: GroupedWriter[Op] = GroupedWriter(self._commit_group)
         #: transactions committed by the grouped writer (how grouping is observed)
         self.commits = 0
 
@@ -184,49 +182,26 @@ class PostgresStore:
 
     async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``fn`` inside the next grouped transaction; return after its commit."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, future))
-        if not self._flushing:
-            self._flushing = True
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
-        return await future
+        result: T = await self._writer.write(fn)
+        return result
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    results = await self._run(partial(self._transaction, batch=batch))
-                except StoreUnavailable as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        finally:
-            self._flushing = False
+    async def _commit_group(self, ops: list[Op]) -> list[Any]:
+        return await self._run(partial(self._transaction, ops=ops))
 
-    async def _transaction(self, conn: Connection,
-                           batch: list[tuple[Op, asyncio.Future[Any]]]) -> list[Any]:
+    async def _transaction(self, conn: Connection, ops: list[Op]) -> list[Any]:
         """Every op of the batch in one transaction, without savepoints (each costs two
         round trips); when one op fails, the batch is rolled back and each op is run again
         in its own transaction, so one failing write never fails its neighbours."""
         try:
             async with conn.transaction():
-                results = [await fn(conn) for fn, _ in batch]
+                results = [await fn(conn) for fn in ops]
             self.commits += 1
             return results
         except (asyncpg.IntegrityConstraintViolationError, ValueError):
-            if len(batch) == 1:
+            if len(ops) == 1:
                 raise
         results = []
-        for fn, _ in batch:
+        for fn in ops:
             try:
                 async with conn.transaction():
                     results.append(await fn(conn))
@@ -251,8 +226,7 @@ class PostgresStore:
                                    f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
-        if self._flush_task is not None:
-            await asyncio.gather(self._flush_task, return_exceptions=True)
+        await self._writer.drain()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

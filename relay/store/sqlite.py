@@ -1,8 +1,9 @@
 """SQLite store: one file, WAL, one connection on one thread, commits grouped.
 
 Every operation runs on a single worker thread that owns the connection. Writes from
-concurrent requests are queued and run together in one transaction, so N pushes that
-arrive together cost one fsync, and each caller is answered only after that commit.
+concurrent requests are grouped into one transaction (relay/store/grouping.py), each in its
+own savepoint, so N pushes that arrive together cost one fsync, and each caller is
+answered only after that commit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from relay.store.base import (
     QuarantinedPush,
     StoreUnavailable,
 )
+from relay.store.grouping import GroupedWriter
 
 T = TypeVar("T")
 
@@ -107,9 +109,7 @@ class SqliteStore:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-sqlite")
         self._conn: sqlite3.Connection | None = None
-        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
-        self._flushing = False
-        self._flush_task: asyncio.Task[None] | None = None
+        self._writer = GroupedWriter(self._commit_group)
         #: transactions committed by the grouped writer (how grouping is observed)
         self.commits = 0
 
@@ -145,44 +145,18 @@ class SqliteStore:
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside the next grouped transaction; return after its commit."""
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((fn, future))
-        if not self._flushing:
-            # The flush starts on the next loop turn, so writes queued in this one join it.
-            self._flushing = True
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
-        return await future
+        result: T = await self._writer.write(fn)
+        return result
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    results = await self._run(partial(self._transaction, batch=batch))
-                except StoreUnavailable as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        finally:
-            self._flushing = False
+    async def _commit_group(self, ops: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        return await self._run(partial(self._transaction, ops=ops))
 
-    def _transaction(
-        self,
-        conn: sqlite3.Connection,
-        batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
-    ) -> list[Any]:
+    def _transaction(self, conn: sqlite3.Connection,
+                     ops: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         results: list[Any] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for fn, _ in batch:
+            for fn in ops:
                 conn.execute("SAVEPOINT op")
                 try:
                     results.append(fn(conn))
