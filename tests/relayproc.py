@@ -10,7 +10,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -108,9 +108,15 @@ class FlakySink:
 MakeFlaky = Callable[[float], Awaitable[tuple[FlakySink, str]]]
 
 
+def subhooks_yaml(keys: Mapping[str, str] | None = None) -> str:
+    """The ``subhooks:`` entries of a config: one per product at /subhook/<product>, with
+    ``keys`` (default: the tests' KEYS)."""
+    return "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
+                     for p, k in (keys or KEYS).items())
+
+
 def write_relay_config(path: Path, port: int, routes: str, db: Path) -> None:
-    subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
-                         for p, k in KEYS.items())
+    subhooks = subhooks_yaml()
     path.write_text(
         f"listen: 127.0.0.1:{port}\nstore: sqlite:///{db}\nsubhooks:\n{subhooks}\n"
         f"routes:\n{routes}\n"

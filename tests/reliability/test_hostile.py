@@ -27,7 +27,7 @@ from aiohttp import web
 from conftest import KEYS, signed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relayproc import Relay, free_port
+from relayproc import Relay, free_port, subhooks_yaml
 
 from relay.app import create_app
 from relay.runtime import Runtime
@@ -67,8 +67,7 @@ def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Threaded]:
     loop = asyncio.new_event_loop()
     relay_port, sink_port = free_port(), free_port()
     state = Threaded(relay_port)
-    subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
-                         for p, k in KEYS.items())
+    subhooks = subhooks_yaml()
     config = tmp / "relay.yaml"
     config.write_text(
         f"listen: 127.0.0.1:{relay_port}\nstore: sqlite:///{tmp / 'relay.db'}\n"
@@ -243,8 +242,7 @@ async def test_secrets_never_in_logs_errors_or_metrics(tmp_path: Path) -> None:
     answer or in /metrics, whatever fails; phone numbers in the log are masked."""
     port, dead_port = free_port(), free_port()
     keys = {p: f"{p}-key-NEVER-LOGGED" for p in KEYS}
-    subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
-                         for p, k in keys.items())
+    subhooks = subhooks_yaml(keys)
     config = tmp_path / "relay.yaml"
     config.write_text(
         f"listen: 127.0.0.1:{port}\nstore: sqlite:///{tmp_path / 'relay.db'}\n"

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import KEYS, signed
-from relayproc import Relay, free_port, wait_until
+from conftest import signed
+from relayproc import Relay, free_port, subhooks_yaml, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -64,8 +64,7 @@ class Watcher:
 
 
 def config_for(port: int, store: str, base: str) -> str:
-    subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
-                         for p, k in KEYS.items())
+    subhooks = subhooks_yaml()
     return (f"listen: 127.0.0.1:{port}\nstore: {store}\nsubhooks:\n{subhooks}\n"
             f"admin: {{token: {ADMIN}}}\nlease_margin: 2s\n"
             "routes:\n  - name: all\n    destinations:\n"

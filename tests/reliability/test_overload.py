@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import ROOT, MakeSink, signed
-from relayproc import Relay, free_port
+from relayproc import Relay, free_port, subhooks_yaml
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -46,8 +46,7 @@ async def test_overload_is_shed_with_503_memory_stays_bounded_and_relay_recovers
 ) -> None:
     sink = await make_sink()
     port = free_port()
-    subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
-                         for p, k in BENCH_KEYS.items())
+    subhooks = subhooks_yaml(BENCH_KEYS)
     config = tmp_path / "relay.yaml"
     config.write_text(
         f"listen: 127.0.0.1:{port}\nstore: sqlite:///{tmp_path / 'relay.db'}\n"
