@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relay.constants import EVENT_ALIASES, JSON_SCHEMA_DIALECT, SCHEMA_ID_BASE, canonical_event
+from relay.constants import (
+    EVENT_ALIASES,
+    JSON_SCHEMA_DIALECT,
+    PRODUCTS,
+    SCHEMA_ID_BASE,
+    canonical_event,
+)
 from relay.errors import DocParseError
 
 DOC_SUFFIXES = (".md", ".txt")
@@ -262,7 +268,10 @@ def build_schemas(docs: list[Path]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def doc_files(docs_dir: Path) -> list[Path]:
-    files = sorted(p for p in docs_dir.iterdir() if p.suffix in DOC_SUFFIXES and p.is_file())
+    """The docs of the products the relay serves; a doc of another product is left out, so
+    SUBMAIL publishing a page the relay does not know yet changes nothing."""
+    files = sorted(p for p in docs_dir.iterdir() if p.suffix in DOC_SUFFIXES and p.is_file()
+                   and product_of(p) in PRODUCTS)
     if not files:
         raise DocParseError(f"no SUBMAIL docs (*.md, *.txt) in {docs_dir}")
     return files
