@@ -4,7 +4,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     RELAY_LISTEN=0.0.0.0:8080 \
-    RELAY_STORE=sqlite:////data/relay.db
+    RELAY_STORE=sqlite:////data/relay.db \
+    RELAY_CONFIG=/app/config.example.yaml
 
 RUN useradd --create-home --uid 10001 relay && mkdir /data && chown relay /data
 WORKDIR /app
@@ -17,7 +18,10 @@ RUN python3 -m venv /app/.venv && /app/.venv/bin/pip install --no-cache-dir .
 USER relay
 VOLUME ["/data"]
 EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["/app/.venv/bin/python", "-c", "import urllib.request, sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status == 200 else 1)"]
-# Mount your own config over /app/config.example.yaml or pass --config.
-CMD ["/app/.venv/bin/relay", "serve", "--config", "/app/config.example.yaml"]
+# `relay health` reads the same config as `serve` (RELAY_CONFIG), so it follows `listen`
+# and `tls` wherever they point.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["/app/.venv/bin/relay", "health"]
+# Mount your own config and set RELAY_CONFIG to its path (or pass --config to serve; then
+# give the HEALTHCHECK the same RELAY_CONFIG).
+CMD ["/app/.venv/bin/relay", "serve"]

@@ -359,8 +359,8 @@ def count_events(db: Path) -> int:
 def queue_depth(base: str) -> int:
     with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
         text = response.read().decode()
-    match = re.search(r"^relay_queue_depth (\S+)$", text, re.MULTILINE)
-    return int(float(match.group(1))) if match else -1
+    depths = re.findall(r"^relay_queue_depth\{[^}]*\} (\S+)$", text, re.MULTILINE)
+    return sum(int(float(d)) for d in depths) if "relay_queue_depth" in text else -1
 
 
 def populate(db: Path, delivered_rows: int) -> float:

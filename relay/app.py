@@ -17,9 +17,11 @@ from typing import Any
 
 from aiohttp import web
 
-from relay import operations
+from relay import operations, version
+from relay.config import Settings
 from relay.ingest import Ingest, problem
 from relay.metrics import Metrics
+from relay.redact import redact_url
 from relay.runtime import Runtime
 from relay.store import Store, StoreUnavailable, open_store
 from relay.worker import Worker
@@ -52,6 +54,40 @@ def admin(handler: Handler) -> Handler:
     return guarded
 
 
+def _allow(*methods: str) -> Handler:
+    """The answer of a known path to a method it does not take."""
+    allowed = ", ".join(methods)
+
+    async def not_allowed(request: web.Request) -> web.Response:
+        response = problem(405, "method_not_allowed",
+                           [f"{request.path} takes {allowed}, not {request.method}"])
+        response.headers["Allow"] = allowed
+        return response
+
+    return not_allowed
+
+
+def _is_private(path: str) -> bool:
+    return path == "/metrics" or path.startswith(("/admin/", "/console"))
+
+
+def _split_ports(admin_port: int) -> Any:
+    """With ``admin_listen``: /metrics, /admin and /console only on the admin port, the
+    SUBHOOK paths only on the edge port; /healthz and /readyz on both."""
+
+    @web.middleware
+    async def split(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in ("/healthz", "/readyz"):
+            transport = request.transport
+            sockname = transport.get_extra_info("sockname") if transport else None
+            on_admin = isinstance(sockname, tuple) and sockname[1] == admin_port
+            if on_admin != _is_private(request.path):
+                return problem(404, "not_found", [f"no such path: {request.path}"])
+        return await handler(request)
+
+    return split
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -66,8 +102,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    pending, dead = await request.app[STORE].counts()
-    body = request.app[METRICS].render(pending, dead)
+    gauges = await request.app[STORE].gauges()
+    worker = request.app[WORKER]
+    up = {name: worker.health.up(name)
+          for name in request.app[RUNTIME].settings.destinations()}
+    body = request.app[METRICS].render(gauges, up, time.time())
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
@@ -90,20 +129,32 @@ async def _replay_ids(request: web.Request) -> list[int] | None:
     if isinstance(payload, dict) and payload.get("all") is True:
         return None
     ids = payload.get("ids") if isinstance(payload, dict) else None
-    if isinstance(ids, list) and all(isinstance(i, int) for i in ids):
+    if isinstance(ids, list) and ids and all(operations.valid_id(i) for i in ids):
         return ids
     raise web.HTTPBadRequest(
         text=json.dumps({"status": "error", "error": "bad_request",
-                         "problems": ['body must be {"ids": [1, 2]} or {"all": true}']}),
+                         "problems": ['body must be {"ids": [1, 2]} (ids are positive '
+                                      'integers) or {"all": true}']}),
         content_type="application/json")
+
+
+def _answer(result: dict[str, Any], noun: str) -> web.Response:
+    """200 with what was done; 404 naming the ids that matched nothing (the others are
+    done all the same, as ``rm`` does with the files it finds)."""
+    if not result["missing"]:
+        return web.json_response(result)
+    body = {"status": "error", "error": "not_found",
+            "problems": [f"no {noun} with id {', '.join(map(str, result['missing']))}"],
+            **result}
+    return web.json_response(body, status=404)
 
 
 @admin
 async def admin_dead_replay(request: web.Request) -> web.Response:
-    count = await operations.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
-                                         await _replay_ids(request))
+    result = await operations.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
+                                          await _replay_ids(request))
     request.app[WORKER].wake()
-    return web.json_response({"replayed": count})
+    return _answer(result, "dead letter")
 
 
 @admin
@@ -111,28 +162,34 @@ async def admin_quarantine_replay(request: web.Request) -> web.Response:
     result = await operations.replay_quarantine(request.app[STORE], request.app[RUNTIME],
                                                 await _replay_ids(request))
     request.app[WORKER].wake()
-    return web.json_response(result)
+    return _answer(result, "quarantined push")
 
 
 def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
     """The relay as an aiohttp app; the store opens and the worker starts on startup."""
     settings = runtime.settings
-    app = web.Application(client_max_size=settings.limits.max_body_size)
+    middlewares = [] if settings.admin_listen is None else [_split_ports(
+        settings.admin_listen[1])]
+    app = web.Application(client_max_size=settings.limits.max_body_size,
+                          middlewares=middlewares)
     app[RUNTIME] = runtime
     app[STORE] = store or open_store(settings.store)
     app[METRICS] = Metrics()
+    runtime.on_reload = app[METRICS].config_reloaded
     worker = Worker(app[STORE], lambda: runtime.settings,
                     owner=f"{socket.gethostname()}:{os.getpid()}:{id(app)}",
                     metrics=app[METRICS])
     app[WORKER] = worker
     ingest = Ingest(runtime, app[STORE], app[METRICS], worker.wake)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/admin/dead", admin_dead)
-    app.router.add_post("/admin/dead/replay", admin_dead_replay)
-    app.router.add_get("/admin/quarantine", admin_quarantine)
-    app.router.add_post("/admin/quarantine/replay", admin_quarantine_replay)
+    for method, path, handler in (
+        ("GET", "/healthz", healthz), ("GET", "/readyz", readyz), ("GET", "/metrics", metrics),
+        ("GET", "/admin/dead", admin_dead), ("POST", "/admin/dead/replay", admin_dead_replay),
+        ("GET", "/admin/quarantine", admin_quarantine),
+        ("POST", "/admin/quarantine/replay", admin_quarantine_replay),
+    ):
+        app.router.add_route(method, path, handler)
+        allowed = ("GET", "HEAD") if method == "GET" else (method,)
+        app.router.add_route("*", path, _allow(*allowed))
     app.router.add_route("*", "/{tail:.*}", ingest.handle)
     app.cleanup_ctx.append(_lifetime)
     return app
@@ -141,6 +198,7 @@ def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     store, worker, runtime = app[STORE], app[WORKER], app[RUNTIME]
     await store.open()
+    _log_start(runtime.settings)
     worker.start()
     watch_task = asyncio.create_task(runtime.watch(), name="relay-config-watch")
     prune_task = asyncio.create_task(_retention(store, runtime), name="relay-retention")
@@ -160,6 +218,21 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await prune_task
         await store.close()
+        log.info("relay stopped")
+
+
+def _log_start(settings: Settings) -> None:
+    listen = f"{settings.listen_host}:{settings.listen_port}"
+    admin = ("" if settings.admin_listen is None
+             else f", admin on {settings.admin_listen[0]}:{settings.admin_listen[1]}")
+    log.info("relay %s serving on %s%s%s; store %s; SUBHOOKs %s; %d route(s) to %d "
+             "destination(s)", version(), "https://" if settings.tls_cert else "http://",
+             listen, admin, redact_url(settings.store),
+             ", ".join(f"{s.path} ({s.product})" for s in settings.subhooks),
+             len(settings.routes), len(settings.destinations()),
+             extra={"version": version(), "listen": listen, "store": redact_url(settings.store),
+                    "subhooks": [s.path for s in settings.subhooks],
+                    "routes": len(settings.routes)})
 
 
 async def _retention(store: Store, runtime: Runtime) -> None:

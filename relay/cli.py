@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from relay import commands
-from relay.constants import PRODUCTS
+from relay import commands, version
+from relay.constants import CONFIG_ENV, PRODUCTS
 from relay.push import CONTENT_TYPES
+
+
+def _config(parser: argparse.ArgumentParser) -> None:
+    """``--config F``, or the file named by $RELAY_CONFIG (the Docker image sets it)."""
+    default = os.environ.get(CONFIG_ENV)
+    parser.add_argument("--config", type=Path, required=default is None,
+                        default=Path(default) if default else None,
+                        help=f"the config file (default: ${CONFIG_ENV})")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay", description="SUBMAIL SUBHOOK gateway")
+    parser.add_argument("--version", action="version", version=f"relay {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     check = sub.add_parser("check", help="validate a config and summarise its routes")
-    check.add_argument("--config", type=Path, required=True)
+    _config(check)
     check.set_defaults(run=lambda a: commands.check(a.config))
 
     route = sub.add_parser("route", help="explain which routes an event reaches, and why")
-    route.add_argument("--config", type=Path, required=True)
+    _config(route)
     route.add_argument("--product", required=True)
     route.add_argument("--event", required=True)
     route.add_argument("--tag", default=None)
@@ -34,19 +45,44 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, required=True)
     build.set_defaults(run=lambda a: commands.schemas_build(a.docs, a.out))
     serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", type=Path, required=True)
+    _config(serve)
     serve.set_defaults(run=lambda a: commands.serve(a.config))
 
+    health = sub.add_parser("health", help="exit 0 when the relay of this config answers "
+                                           "/healthz (for HEALTHCHECK)")
+    _config(health)
+    health.set_defaults(run=lambda a: commands.health(a.config))
+
+    _add_trying(sub)
+    _add_lists(sub)
+    return parser
+
+
+def _add_trying(sub: Any) -> None:
+    """The commands for trying a deployment: push and sink."""
     push = sub.add_parser("push", help="send a correctly signed sample push to a URL")
     push.add_argument("url")
     push.add_argument("--product", required=True, choices=PRODUCTS)
     push.add_argument("--event", required=True)
-    push.add_argument("--key", required=True)
+    signing = push.add_mutually_exclusive_group(required=True)
+    signing.add_argument("--key", help="the SUBHOOK key to sign with")
+    signing.add_argument("--config", type=Path,
+                         help="sign with the first key of the SUBHOOK at the URL's path")
     push.add_argument("--tag", default=None)
+    push.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
+                      help="set or add a field (repeatable)")
     push.add_argument("--content-type", default="form", choices=CONTENT_TYPES)
-    push.set_defaults(run=lambda a: commands.push(a.url, a.product, a.event, a.key, a.tag,
-                                                  a.content_type))
+    push.set_defaults(run=lambda a: commands.push(a.url, a.product, a.event, a.key, a.config,
+                                                  a.tag, a.content_type, a.field))
 
+    sink = sub.add_parser("sink", help="a local service that prints each forwarded event")
+    sink.add_argument("--listen", default="127.0.0.1:9001", metavar="HOST:PORT")
+    sink.add_argument("--secret", default=None, help="whsec_...: verify webhook-signature")
+    sink.set_defaults(run=lambda a: commands.sink(a.listen, a.secret))
+
+
+def _add_lists(sub: Any) -> None:
+    """Dead letters and quarantine: list and replay."""
     for noun, lister, replayer in (
         ("dead", commands.dead_list, commands.dead_replay),
         ("quarantine", commands.quarantine_list, commands.quarantine_replay),
@@ -54,16 +90,15 @@ def _parser() -> argparse.ArgumentParser:
         group = sub.add_parser(noun, help=f"{noun} list and replay")
         verbs = group.add_subparsers(dest=f"{noun}_command", required=True)
         listing = verbs.add_parser("list")
-        listing.add_argument("--config", type=Path, required=True)
+        _config(listing)
         listing.add_argument("--json", action="store_true")
         listing.set_defaults(run=lambda a, f=lister: f(a.config, a.json))
         replay = verbs.add_parser("replay")
-        replay.add_argument("--config", type=Path, required=True)
+        _config(replay)
         which = replay.add_mutually_exclusive_group(required=True)
         which.add_argument("ids", nargs="*", type=int, default=[])
         which.add_argument("--all", action="store_true")
         replay.set_defaults(run=lambda a, f=replayer: f(a.config, None if a.all else a.ids))
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

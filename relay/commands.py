@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
+import socket
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yarl
 from aiohttp import web
 
 from relay import docs2schema, operations
 from relay.app import create_app
-from relay.config import load_config
 from relay.constants import canonical_event
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
-from relay.push import sample_fields, send_push
+from relay.logs import configure
+from relay.push import parse_field, sample_fields, send_push
+from relay.redact import redact_text, redact_url
 from relay.routing import EventKey, destinations_for, explain
-from relay.runtime import Runtime
+from relay.runtime import Runtime, unrouted
 from relay.schemas import EventSchemas
 from relay.store import Store, StoreUnavailable, open_store
 
@@ -29,9 +31,8 @@ from relay.store import Store, StoreUnavailable, open_store
 def _load(path: Path) -> Runtime | None:
     """The config and its schemas, checked once; None after printing every problem."""
     try:
-        settings = load_config(path)
-        runtime = Runtime(settings, EventSchemas.load(settings.schemas_dir))
-        open_store(settings.store)
+        runtime = Runtime.load(path)
+        open_store(runtime.settings.store)
     except StoreUnavailable as exc:
         print(f"invalid config:\n  - {path}: store: {exc}", file=sys.stderr)
         return None
@@ -57,7 +58,10 @@ def check(path: Path) -> int:
         return 1
     settings = runtime.settings
     print(f"{path}: ok")
-    print(f"  listen {settings.listen_host}:{settings.listen_port}, store {settings.store}")
+    admin = ("" if settings.admin_listen is None
+             else f", admin on {settings.admin_listen[0]}:{settings.admin_listen[1]}")
+    print(f"  listen {settings.listen_host}:{settings.listen_port}{admin}, "
+          f"store {redact_url(settings.store)}")
     for subhook in settings.subhooks:
         print(f"  subhook {subhook.path} ({subhook.product}, {len(subhook.keys)} key(s))")
     for route in settings.routes:
@@ -68,6 +72,9 @@ def check(path: Path) -> int:
             + ", ".join(f"{d.name} ({d.url})" for d in route.destinations)
         )
     print(f"  {len(settings.routes)} route(s), {len(settings.destinations())} destination(s)")
+    for subhook_path, event in unrouted(settings, runtime.schemas):
+        print(f"  note: {subhook_path} event {event} (untagged) matches no route: "
+              "stored, forwarded nowhere")
     return 0
 
 
@@ -78,6 +85,16 @@ def route(path: Path, product: str, event: str, tag: str | None) -> int:
         return 1
     settings = runtime.settings
     key = EventKey.of(product, event, tag)
+    known = runtime.schemas.events(key.product)
+    if not known:
+        products = sorted({p for p, _ in runtime.schemas})
+        print(f"route: unknown product {product!r} (known: {', '.join(products)})",
+              file=sys.stderr)
+        return 2
+    if key.event not in known:
+        print(f"route: {product} has no event {event!r} (known: {', '.join(known)})",
+              file=sys.stderr)
+        return 2
     print(f"event product={key.product} event={key.event} tag={key.tag or '(none)'}")
     for verdict in explain(key, settings.routes):
         mark = "MATCH" if verdict.matched else "no match"
@@ -115,31 +132,112 @@ def _event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket, made before anything else starts, so a taken port ends the
+    command before the store is touched."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 def serve(path: Path) -> int:
     """Run the gateway until SIGTERM or SIGINT."""
     runtime = _load(path)
     if runtime is None:
         return 1
     settings = runtime.settings
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(settings.log_level, settings.log_format)
+    addresses = [(settings.listen_host, settings.listen_port)]
+    if settings.admin_listen is not None:
+        addresses.append(settings.admin_listen)
+    sockets: list[socket.socket] = []
+    try:
+        for host, port in addresses:
+            sockets.append(_bind(host, port))
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        print(f"serve: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
     context = None
     if settings.tls_cert and settings.tls_key:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    web.run_app(create_app(runtime), host=settings.listen_host, port=settings.listen_port,
-                ssl_context=context, shutdown_timeout=15.0, print=None, loop=_event_loop(),
-                handler_cancellation=False, access_log=None,
-                max_line_size=settings.limits.max_header_size,
-                max_field_size=settings.limits.max_header_size)
+    try:
+        web.run_app(create_app(runtime), sock=sockets, ssl_context=context,
+                    shutdown_timeout=15.0, print=None, loop=_event_loop(),
+                    handler_cancellation=False, access_log=None,
+                    max_line_size=settings.limits.max_header_size,
+                    max_field_size=settings.limits.max_header_size)
+    except StoreUnavailable as exc:
+        print(f"serve: store unavailable: {redact_text(str(exc), settings.store)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
-def push(url: str, product: str, event: str, key: str, tag: str | None,
-         content_type: str) -> int:
-    """Send one signed sample push; exit 0 when the relay answers 200."""
+def health(path: Path) -> int:
+    """Exit 0 when the relay serving this config answers /healthz with 200 (HEALTHCHECK)."""
+    runtime = _load(path)
+    if runtime is None:
+        return 1
+    settings = runtime.settings
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(  # noqa: S104
+        settings.listen_host, settings.listen_host)
+    scheme = "https" if settings.tls_cert else "http"
+    url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{settings.listen_port}/healthz"
+
+    async def probe() -> int:
+        # The certificate is the relay's own: whether it is trusted is not this check's
+        # question, whether the process answers is.
+        connector = aiohttp.TCPConnector(ssl=False)
+        async with aiohttp.ClientSession(connector=connector) as session, \
+                session.get(url, timeout=aiohttp.ClientTimeout(total=3)) as response:
+            return response.status
+
     try:
-        fields = sample_fields(product, canonical_event(event), key, tag, EventSchemas.load())
+        status = asyncio.run(probe())
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+        print(f"health: {url}: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
+    print(f"health: {url}: {status}")
+    return 0 if status == 200 else 1
+
+
+def _key_for(url: str, config: Path) -> str | None:
+    """The current key of the SUBHOOK whose path is the URL's path; None after saying why."""
+    runtime = _load(config)
+    if runtime is None:
+        return None
+    path = yarl.URL(url).path
+    subhook = runtime.settings.subhook_for(path)
+    if subhook is None:
+        paths = ", ".join(s.path for s in runtime.settings.subhooks)
+        print(f"push: {config} has no SUBHOOK at {path} (it has: {paths})", file=sys.stderr)
+        return None
+    return subhook.keys[0]
+
+
+def push(url: str, product: str, event: str, key: str | None, config: Path | None,
+         tag: str | None, content_type: str, overrides: list[str]) -> int:
+    """Send one signed sample push; exit 0 when the relay answers 200."""
+    if key is None:
+        assert config is not None  # the parser requires one of the two
+        key = _key_for(url, config)
+        if key is None:
+            return 1
+    try:
+        extra = dict(parse_field(item) for item in overrides)
+        fields = sample_fields(product, canonical_event(event), key, tag, EventSchemas.load(),
+                               extra)
     except ValueError as exc:
         print(f"push: {exc}", file=sys.stderr)
         return 2
@@ -159,7 +257,7 @@ def _with_store(path: Path, action: Callable[[Runtime, Store], Awaitable[int]]) 
     settings = runtime.settings
 
     async def run() -> int:
-        store = open_store(settings.store)
+        store = open_store(settings.store, attach=True)
         await store.open()
         try:
             return await action(runtime, store)
@@ -169,7 +267,7 @@ def _with_store(path: Path, action: Callable[[Runtime, Store], Awaitable[int]]) 
     try:
         return asyncio.run(run())
     except StoreUnavailable as exc:
-        print(f"store unavailable: {exc}", file=sys.stderr)
+        print(f"store unavailable: {redact_text(str(exc), settings.store)}", file=sys.stderr)
         return 1
 
 
@@ -182,6 +280,14 @@ def _show(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, A
             print(line(row))
         print(f"{len(rows)} {noun}")
     return 0
+
+
+def _missing(ids: list[int], noun: str) -> int:
+    """1 after naming the ids that matched nothing, else 0."""
+    if not ids:
+        return 0
+    print(f"no {noun} with id {', '.join(map(str, ids))}", file=sys.stderr)
+    return 1
 
 
 def dead_list(path: Path, as_json: bool) -> int:
@@ -197,9 +303,9 @@ def dead_list(path: Path, as_json: bool) -> int:
 
 def dead_replay(path: Path, ids: list[int] | None) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
-        count = await operations.replay_dead(store, runtime.settings, ids)
-        print(f"replayed {count} dead letter(s); the running relay picks them up")
-        return 0
+        result = await operations.replay_dead(store, runtime.settings, ids)
+        print(f"replayed {result['replayed']} dead letter(s); the running relay picks them up")
+        return _missing(result["missing"], "dead letter")
 
     return _with_store(path, action)
 
@@ -219,6 +325,14 @@ def quarantine_replay(path: Path, ids: list[int] | None) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
         result = await operations.replay_quarantine(store, runtime, ids)
         print(json.dumps(result, ensure_ascii=False, indent=2))
-        return 0 if not result["still_invalid"] else 1
+        return _missing(result["missing"], "quarantined push") or int(
+            bool(result["still_invalid"]))
 
     return _with_store(path, action)
+
+
+def sink(listen: str, secret: str | None) -> int:
+    """Run the receiving service of the quick start (relay/sink.py)."""
+    from relay.sink import run_sink  # noqa: PLC0415 (only this command needs it)
+
+    return run_sink(listen, secret)

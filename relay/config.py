@@ -123,6 +123,9 @@ class Settings:
     tls_key: Path | None = None
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
+    log_format: str = "text"
+    #: ``(host, port)`` of the private listener for /metrics and /admin; None: on ``listen``
+    admin_listen: tuple[str, int] | None = None
     mask_phone_numbers: bool = True
     #: delivered events are kept this long (never less than the replay window, which
     #: identity dedupe needs), then pruned every ``retention_interval``
@@ -380,21 +383,29 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     return settings
 
 
+def _address(builder: _Builder, key: str, value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not 0 <= int(port) < 65536:
+        builder.problems.add((key,), f"port {port} is out of range")
+    return host.strip("[]"), int(port)
+
+
 def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Settings:
-    host, _, port = data.get("listen", c.DEFAULT_LISTEN).rpartition(":")
+    host, port = _address(builder, "listen", data.get("listen", c.DEFAULT_LISTEN))
+    admin_listen = data.get("admin_listen")
     retry = builder.retry(data.get("retry"), ("retry",), RetryPolicy())
     window = data.get("replay_window") or {}
     tls = data.get("tls") or {}
     log = data.get("log") or {}
     retention = data.get("retention") or {}
     builder.cidrs(tuple(data.get("trusted_proxies", ())), ("trusted_proxies",))
-    if not 0 <= int(port) < 65536:
-        builder.problems.add(("listen",), f"port {port} is out of range")
     return Settings(
         subhooks=builder.subhooks(data["subhooks"]),
         routes=builder.routes(data["routes"], retry),
-        listen_host=host.strip("[]"),
-        listen_port=int(port),
+        listen_host=host,
+        listen_port=port,
+        admin_listen=None if admin_listen is None else _address(builder, "admin_listen",
+                                                                admin_listen),
         store=data.get("store", c.DEFAULT_STORE),
         schemas_dir=_resolve(base_dir, data.get("schemas_dir")),
         retry=retry,
@@ -408,6 +419,7 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
         tls_key=_resolve(base_dir, tls.get("key")),
         trusted_proxies=tuple(data.get("trusted_proxies", ())),
         log_level=log.get("level", "info"),
+        log_format=log.get("format", "text"),
         mask_phone_numbers=log.get("mask_phone_numbers", True),
         retention_delivered=builder.duration(retention, "delivered", ("retention",),
                                              c.DEFAULT_RETENTION_DELIVERED_S),

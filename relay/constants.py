@@ -20,6 +20,9 @@ SCHEMA_ID_BASE = "https://subhook-relay.invalid/schemas/"
 #: File name of the config schema inside the bundled schema folder.
 CONFIG_SCHEMA_FILE = "config.schema.json"
 
+#: Names the config file when a command is given no ``--config`` (the Docker image sets it).
+CONFIG_ENV = "RELAY_CONFIG"
+
 DEFAULT_LISTEN = "0.0.0.0:8080"
 DEFAULT_STORE = "sqlite:///relay.db"
 DEFAULT_TIMEOUT_S = 10.0

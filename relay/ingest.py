@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
@@ -29,6 +29,7 @@ from relay.errors import (
     ReplayRefused,
     SignatureInvalid,
 )
+from relay.logs import Throttle
 from relay.metrics import Metrics
 from relay.routing import EventKey, destinations_for
 from relay.runtime import Runtime
@@ -37,6 +38,8 @@ from relay.signature import verify
 from relay.store import NewEvent, QuarantinedPush, Store, StoreUnavailable
 
 log = logging.getLogger("relay.ingest")
+
+PUSH_METHODS = ("GET", "POST")
 
 
 def problem(status: int, code: str, problems: list[str]) -> web.Response:
@@ -147,6 +150,7 @@ class Ingest:
     metrics: Metrics
     on_accepted: Callable[[], None]  # wakes the delivery worker
     in_progress: int = 0
+    refusals: Throttle = field(default_factory=Throttle)
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.monotonic()
@@ -154,7 +158,12 @@ class Ingest:
         settings, schemas = self.runtime.settings, self.runtime.schemas
         subhook = settings.subhook_for(request.path)
         if subhook is None:
-            return problem(404, "not_found", [f"no SUBHOOK is configured at {request.path}"])
+            return problem(404, "not_found", [f"no such path: {request.path}"])
+        if request.method not in PUSH_METHODS:
+            response = problem(405, "method_not_allowed", [
+                f"a SUBHOOK takes {', '.join(PUSH_METHODS)}, not {request.method}"])
+            response.headers["Allow"] = ", ".join(PUSH_METHODS)
+            return response
         if self.in_progress >= settings.limits.max_in_progress:
             # Shed before reading the body: a 503 costs little and SUBMAIL re-pushes later,
             # where queueing without limit would cost memory and every push's latency.
@@ -171,8 +180,13 @@ class Ingest:
         except PushRejected as exc:
             outcome = exc.code
             response = problem(exc.status, exc.code, exc.problems)
+            self._log_refusal(subhook.path, exc)
         except StoreUnavailable as exc:
-            log.error("store unavailable: %s", exc)
+            count = self.refusals.let(("store", 503), time.monotonic())
+            if count is not None:
+                log.error("store unavailable, answering 503 (%d push(es) in the last 10s): %s",
+                          count, exc, extra={"subhook": request.path, "status": 503,
+                                             "count": count})
             outcome = "store_unavailable"
             response = problem(503, "store_unavailable", ["the event could not be stored; "
                                                           "retry later"])
@@ -190,8 +204,6 @@ class Ingest:
     async def _receive(self, request: web.Request, settings: Settings, schemas: EventSchemas,
                        subhook: Subhook) -> tuple[web.Response, str, str]:
         check_address(request, subhook, settings)
-        if request.method not in ("POST", "GET"):
-            raise PushRejected([f"method {request.method} is not accepted; use POST"])
         limits = settings.limits
         body = b"" if request.method == "GET" else await read_body(
             request, limits.max_body_size, limits.read_timeout)
@@ -226,6 +238,18 @@ class Ingest:
                                   "destinations": [d.name for d in destinations]}), event, \
             "accepted"
 
+    def _log_refusal(self, path: str, exc: PushRejected) -> None:
+        """One warning per SUBHOOK path and status every 10 s, with the count it speaks for:
+        a reset key or a broken sender shows in the log without flooding it."""
+        count = self.refusals.let((path, exc.status), time.monotonic())
+        if count is None:
+            return
+        more = f" ({count} refusals of this kind in the last 10s)" if count > 1 else ""
+        log.warning("refused push to %s: %d %s: %s%s", path, exc.status, exc.code,
+                    exc.problems[0] if exc.problems else "-", more,
+                    extra={"subhook": path, "status": exc.status, "error": exc.code,
+                           "count": count})
+
     async def _quarantine(self, subhook: Subhook, fields: dict[str, Any], body: bytes,
                           content_type: str, exc: EventInvalid, now: float) -> bool:
         """Keep a signed push the schemas refuse; False when it re-pushes an accepted event
@@ -237,5 +261,6 @@ class Ingest:
             identity, subhook.path, subhook.product,
             json.dumps(fields, ensure_ascii=False, separators=(",", ":")), body, content_type,
             json.dumps(exc.problems, ensure_ascii=False), now))
-        log.warning("quarantined push %d for %s: %s", qid, subhook.path, "; ".join(exc.problems))
+        # The 422 itself is logged (rate-limited) as a refusal; this line adds the id.
+        log.debug("quarantined push %d for %s: %s", qid, subhook.path, "; ".join(exc.problems))
         return True

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from relay.delivery import Outcome
+from relay.store.base import DeliveryState, Gauges
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -30,9 +33,23 @@ class Metrics:
             "relay_delivery_attempt_seconds", "Duration of one delivery attempt",
             ["destination"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.queue_depth = Gauge(
-            "relay_queue_depth", "Deliveries waiting (pending)", registry=self.registry)
+            "relay_queue_depth", "Deliveries waiting (pending), by destination",
+            ["destination"], registry=self.registry)
+        self.queue_oldest = Gauge(
+            "relay_queue_oldest_seconds", "Age of the oldest pending delivery's event",
+            ["destination"], registry=self.registry)
         self.dead_letters = Gauge(
             "relay_dead_letters", "Deliveries in the dead-letter list", registry=self.registry)
+        self.quarantine_size = Gauge(
+            "relay_quarantine_size", "Pushes held in quarantine", registry=self.registry)
+        self.destination_up = Gauge(
+            "relay_destination_up", "1 unless the last attempt to the destination failed",
+            ["destination"], registry=self.registry)
+        self.config_reloads = Counter(
+            "relay_config_reloads", "Config reloads, by result (applied, refused)",
+            ["result"], registry=self.registry)
+        for result in ("applied", "refused"):
+            self.config_reloads.labels(result)
 
     def received(self, product: str, event: str, outcome: str, seconds: float) -> None:
         self.events.labels(product, event or "-", outcome).inc()
@@ -41,10 +58,24 @@ class Metrics:
     def attempt(self, destination: str, outcome: Outcome, state: str) -> None:
         self.attempts.labels(destination, outcome.kind).inc()
         self.attempt_seconds.labels(destination).observe(outcome.duration_ms / 1000)
-        if state != "pending":
+        if state != DeliveryState.PENDING:
             self.deliveries.labels(destination, state).inc()
 
-    def render(self, queue_depth: int, dead_letters: int) -> bytes:
-        self.queue_depth.set(queue_depth)
-        self.dead_letters.set(dead_letters)
+    def config_reloaded(self, result: str) -> None:
+        self.config_reloads.labels(result).inc()
+
+    def render(self, gauges: Gauges, destinations: Mapping[str, bool], now: float) -> bytes:
+        """The exposition, with the store's gauges and each configured destination's up
+        state as they are now."""
+        self.queue_depth.clear()
+        self.queue_oldest.clear()
+        for name in sorted(set(destinations) | set(gauges.backlog)):
+            count, oldest = gauges.backlog.get(name, (0, now))
+            self.queue_depth.labels(name).set(count)
+            self.queue_oldest.labels(name).set(max(0.0, now - oldest))
+        self.destination_up.clear()
+        for name, up in destinations.items():
+            self.destination_up.labels(name).set(1 if up else 0)
+        self.dead_letters.set(gauges.dead)
+        self.quarantine_size.set(gauges.quarantined)
         return generate_latest(self.registry)

@@ -21,9 +21,22 @@ async def dead_letters(store: Store) -> list[dict[str, Any]]:
     return rows
 
 
-async def replay_dead(store: Store, settings: Settings, ids: list[int] | None) -> int:
-    """Queue dead letters again (all when ``ids`` is None) with a fresh attempt budget."""
-    return await store.replay_dead(ids, time.time(), settings.retry.max_age)
+#: Ids are SQL BIGINTs: anything else names no row (and must not reach the driver).
+MAX_ID = 2**63 - 1
+
+
+def valid_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
+async def replay_dead(store: Store, settings: Settings,
+                      ids: list[int] | None) -> dict[str, Any]:
+    """Queue dead letters again (all when ``ids`` is None) with a fresh attempt budget;
+    ``missing`` names the ids that are no dead letter."""
+    wanted = None if ids is None else [i for i in ids if valid_id(i)]
+    replayed = await store.replay_dead(wanted, time.time(), settings.retry.max_age)
+    missing = [] if ids is None else sorted(set(ids) - set(replayed))
+    return {"replayed": len(replayed), "ids": replayed, "missing": missing}
 
 
 async def quarantined(store: Store) -> list[dict[str, Any]]:
@@ -39,10 +52,11 @@ async def replay_quarantine(
 ) -> dict[str, Any]:
     """Re-validate held pushes against the current schemas; valid ones become events."""
     wanted = None if ids is None else set(ids)
-    replayed, still_invalid = [], []
+    replayed, still_invalid, found = [], [], set()
     for row in await store.quarantined():
         if wanted is not None and row["id"] not in wanted:
             continue
+        found.add(row["id"])
         fields = json.loads(row["fields"])
         try:
             event = runtime.schemas.validate(row["product"], fields)
@@ -55,4 +69,5 @@ async def replay_quarantine(
         note = "replayed" if event_id is not None else "duplicate of an accepted event"
         await store.resolve_quarantine(row["id"], event_id, note)
         replayed.append({"id": row["id"], "event_id": event_id, "note": note})
-    return {"replayed": replayed, "still_invalid": still_invalid}
+    missing = [] if wanted is None else sorted(wanted - found)
+    return {"replayed": replayed, "still_invalid": still_invalid, "missing": missing}

@@ -24,9 +24,25 @@ _SAMPLES: dict[str, Any] = {
 }
 
 
+#: Where a sample without a send_id carries its random mark, first found first.
+_MARKED = ("template_id", "content", "reason", "message_id", "address")
+
+
+def parse_field(item: str) -> tuple[str, str]:
+    """``name=value`` of ``--field``."""
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--field {item!r}: expected NAME=VALUE")
+    if name in ("token", "signature"):
+        raise ValueError(f"--field {name}: the push is signed for you")
+    return name, value
+
+
 def sample_fields(product: str, event: str, key: str, tag: str | None,
-                  schemas: EventSchemas) -> dict[str, Any]:
-    """Every field the event's schema lists, with plausible values, signed with ``key``."""
+                  schemas: EventSchemas, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Every field the event's schema lists, with plausible values (``extra`` overrides or
+    adds), signed with ``key``. Two samples are always two events: one with no ``send_id``
+    carries a random mark in a descriptive field, so its identity differs too."""
     validator = schemas.validators.get((product, event))
     if validator is None:
         known = ", ".join(schemas.events(product)) or "none"
@@ -46,8 +62,13 @@ def sample_fields(product: str, event: str, key: str, tag: str | None,
             continue
         else:
             fields[name] = _SAMPLES.get(name, f"sample-{name}")
+    if "send_id" not in fields:
+        marked = next((n for n in _MARKED if n in fields), None)
+        if marked is not None:
+            fields[marked] = f"{fields[marked]} #{secrets.token_hex(4)}"
     if tag:
         fields["tag"] = tag
+    fields.update(extra or {})
     fields["token"] = token
     fields["signature"] = sign(token, key)
     return fields

@@ -8,14 +8,67 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from relay.config import Settings, load_config
+from relay.constants import EVENT_ALIASES, PRODUCTS
 from relay.errors import ConfigError, SchemaLoadError
+from relay.logs import configure
+from relay.routing import EventKey, destinations_for, glob_match
 from relay.schemas import EventSchemas
 
 log = logging.getLogger("relay.runtime")
+
+#: Keys read once at start (config key: Settings attributes): a reload that changes them
+#: needs a restart to take effect.
+START_ONLY = {"listen": ("listen_host", "listen_port"), "store": ("store",),
+              "tls": ("tls_cert", "tls_key"), "admin_listen": ("admin_listen",)}
+
+
+def _unknown(patterns: tuple[str | None, ...] | None, names: list[str]) -> list[str]:
+    return [p for p in patterns or () if p is not None and not any(
+        glob_match(p, n) for n in names)]
+
+
+def vet(settings: Settings, schemas: EventSchemas) -> list[str]:
+    """Problems of a config that only the schemas show: a route matcher naming no product or
+    event there is (after globbing), a SUBHOOK of a product with no schema."""
+    source = settings.source or "<config>"
+    known = sorted({p for p, _ in schemas} | set(PRODUCTS))
+    problems = [f"{source}: subhooks[{i}].product: no event schemas for {s.product!r}"
+                for i, s in enumerate(settings.subhooks) if not schemas.events(s.product)]
+    for index, route in enumerate(settings.routes):
+        where = f"{source}: routes[{index}].match"
+        for pattern in _unknown(route.match.product, known):
+            problems.append(f"{where}.product: {pattern!r} matches no product "
+                            f"(known: {', '.join(known)})")
+        products = [p for p in known if route.match.product is None
+                    or any(glob_match(q, p) for q in route.match.product)]
+        events = sorted({e for p in products for e in schemas.events(p)} | {
+            alias for alias, name in EVENT_ALIASES.items()
+            if any(name in schemas.events(p) for p in products)})
+        for pattern in _unknown(route.match.event, events):
+            problems.append(f"{where}.event: {pattern!r} matches no event of "
+                            f"{', '.join(products)} (known: {', '.join(events)})")
+    return problems
+
+
+def unrouted(settings: Settings, schemas: EventSchemas) -> list[tuple[str, str]]:
+    """(SUBHOOK path, event) of every event the configured SUBHOOKs can push that no route
+    sends anywhere (a tag-free event; a tagged one may still be routed by its tag)."""
+    return [(s.path, event) for s in settings.subhooks for event in schemas.events(s.product)
+            if not destinations_for(EventKey.of(s.product, event, None), settings.routes)]
+
+
+def _load(path: Path) -> tuple[Settings, EventSchemas]:
+    settings = load_config(path)
+    schemas = EventSchemas.load(settings.schemas_dir)
+    problems = vet(settings, schemas)
+    if problems:
+        raise ConfigError(problems)
+    return settings, schemas
 
 
 @dataclass
@@ -23,11 +76,14 @@ class Runtime:
     settings: Settings
     schemas: EventSchemas
     generation: int = 1
+    #: called with "applied" or "refused" after each reload (relay_config_reloads_total)
+    on_reload: Callable[[str], None] = lambda result: None
 
     @classmethod
     def load(cls, path: Path) -> Runtime:
-        settings = load_config(path)
-        return cls(settings, EventSchemas.load(settings.schemas_dir))
+        """The config and its schemas, checked together; raises ConfigError or
+        SchemaLoadError naming every problem."""
+        return cls(*_load(path))
 
     def _mtime(self) -> float | None:
         source = self.settings.source
@@ -42,15 +98,23 @@ class Runtime:
         if source is None:
             return False
         try:
-            settings = load_config(source)
-            schemas = EventSchemas.load(settings.schemas_dir)
+            settings, schemas = _load(source)
         except (ConfigError, SchemaLoadError) as exc:
+            self.on_reload("refused")
             log.error("config reload refused, the running config stays: %s", exc)
             return False
-        self.settings, self.schemas = settings, schemas
+        old, self.settings, self.schemas = self.settings, settings, schemas
         self.generation += 1
+        self.on_reload("applied")
+        if (old.log_level, old.log_format) != (settings.log_level, settings.log_format):
+            configure(settings.log_level, settings.log_format)
         log.info("config reloaded (generation %d): %d routes", self.generation,
                  len(settings.routes))
+        changed = [key for key, attributes in START_ONLY.items()
+                   if any(getattr(old, a) != getattr(settings, a) for a in attributes)]
+        if changed:
+            log.warning("config reload: %s changed, which is read only at start: restart the "
+                        "relay to apply it (the old value stays in use)", ", ".join(changed))
         return True
 
     async def watch(self, interval: float = 1.0) -> None:

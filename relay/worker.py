@@ -20,8 +20,10 @@ import aiohttp
 from relay.backoff import next_attempt
 from relay.config import Destination, Settings
 from relay.delivery import Outcome, send
+from relay.health import DestinationHealth
 from relay.metrics import Metrics
 from relay.store import AttemptRecord, ClaimedDelivery, Store
+from relay.store.base import DeliveryState
 
 log = logging.getLogger("relay.worker")
 
@@ -33,33 +35,36 @@ def decide(delivery: ClaimedDelivery, destination: Destination, attempt: int,
            outcome: Outcome, now: float) -> AttemptRecord:
     """Pure: the record of an attempt and the delivery's next state."""
 
-    def record(state: str, error: str | None, next_at: float | None = None) -> AttemptRecord:
+    def record(state: DeliveryState, error: str | None,
+               next_at: float | None = None) -> AttemptRecord:
         return AttemptRecord(delivery.id, attempt, now - outcome.duration_ms / 1000,
                              outcome.duration_ms, outcome.status, error, state, next_at)
 
     if outcome.kind == "delivered":
-        return record("delivered", None)
+        return record(DeliveryState.DELIVERED, None)
     if outcome.kind == "permanent":
-        return record("dead", f"{outcome.error} (not retryable)")
+        return record(DeliveryState.DEAD, f"{outcome.error} (not retryable)")
     policy = destination.retry
     decision = next_attempt(attempt=attempt, max_attempts=policy.max_attempts,
                             initial_delay=policy.initial_delay, max_delay=policy.max_delay,
                             now=now, expires_at=delivery.expires_at,
                             retry_after=outcome.retry_after)
     if not decision.retry:
-        return record("dead", f"{outcome.error}; {decision.reason}")
-    return record("pending", outcome.error, now + decision.delay)
+        return record(DeliveryState.DEAD, f"{outcome.error}; {decision.reason}")
+    return record(DeliveryState.PENDING, outcome.error, now + decision.delay)
 
 
 class Worker:
     """Runs deliveries for one relay process."""
 
     def __init__(self, store: Store, settings: Callable[[], Settings], owner: str,
-                 metrics: Metrics, poll_interval: float = 0.25) -> None:
+                 metrics: Metrics, poll_interval: float = 0.25,
+                 health: DestinationHealth | None = None) -> None:
         self.store = store
         self.settings = settings
         self.owner = owner
         self.metrics = metrics
+        self.health = health or DestinationHealth()
         self.poll_interval = poll_interval
         self.in_flight: dict[str, int] = defaultdict(int)
         self._known: dict[str, Destination] = {}
@@ -120,11 +125,12 @@ class Worker:
     async def _orphan(self, name: str, now: float, margin: float) -> None:
         """Deliveries to a destination no config names any more become dead letters."""
         claimed = await self.store.claim(name, 1000, self.owner, now + margin, now)
-        await self.store.record([
-            AttemptRecord(d.id, d.attempt, now, 0.0, None,
-                          f"destination {name!r} is not in the config", "dead")
-            for d in claimed
-        ])
+        records = [AttemptRecord(d.id, d.attempt, now, 0.0, None,
+                                 f"destination {name!r} is not in the config",
+                                 DeliveryState.DEAD) for d in claimed]
+        await self.store.record(records)
+        for delivery, record in zip(claimed, records, strict=True):
+            self.health.observe(name, delivery.webhook_id, record, now)
 
     async def _deliver(self, delivery: ClaimedDelivery, destination: Destination) -> None:
         attempt = delivery.attempt + 1
@@ -134,6 +140,7 @@ class Worker:
             record = decide(delivery, destination, attempt, outcome, time.time())
             self.metrics.attempt(destination.name, outcome, record.state)
             await self.store.record([record])
+            self.health.observe(destination.name, delivery.webhook_id, record)
         except Exception:
             log.exception("delivery %s to %s failed to record", delivery.id, destination.name)
         finally:

@@ -37,8 +37,10 @@ async def test_health_ready_and_metrics(make_relay: MakeRelay, make_sink: MakeSi
         'relay_events_received_total{event="-",outcome="invalid_signature",product="sms"} 1.0',
         'relay_delivery_attempts_total{destination="s",outcome="delivered"} 1.0',
         'relay_deliveries_total{destination="s",state="delivered"} 1.0',
-        "relay_queue_depth 0.0",
+        'relay_queue_depth{destination="s"} 0.0',
+        'relay_destination_up{destination="s"} 1.0',
         "relay_dead_letters 0.0",
+        "relay_quarantine_size 0.0",
     ):
         assert line in text
     assert "relay_ingest_seconds_bucket" in text

@@ -77,7 +77,7 @@ async def test_claim_lease_record_and_replay(store: AnyStore) -> None:
     (dead,) = await store.dead_letters()
     assert dead["attempt"] == 2
     assert [a["http_status"] for a in await store.attempts(claimed.id)] == [503, 400]
-    assert await store.replay_dead(None, now, 3600) == 1
+    assert await store.replay_dead(None, now, 3600) == [dead["id"]]
     assert await store.dead_letters() == []
     (again,) = await store.claim("a", 10, "w1", now + 60, now + 1)
     assert again.attempt == 0

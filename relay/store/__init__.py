@@ -8,9 +8,12 @@ from pathlib import Path
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
+    DeliveryState,
+    Gauges,
     NewEvent,
     QuarantinedPush,
     Store,
+    StoreInUse,
     StoreUnavailable,
 )
 from relay.store.sqlite import SqliteStore
@@ -18,9 +21,12 @@ from relay.store.sqlite import SqliteStore
 __all__ = [
     "AttemptRecord",
     "ClaimedDelivery",
+    "DeliveryState",
+    "Gauges",
     "NewEvent",
     "QuarantinedPush",
     "Store",
+    "StoreInUse",
     "StoreUnavailable",
     "open_store",
     "sqlite_path",
@@ -32,9 +38,11 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///"))
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, attach: bool = False) -> Store:
+    """The store behind ``url``; ``attach`` for the operator's commands beside a running
+    relay (an SQLite file must exist already and is not taken over)."""
     if url.startswith("sqlite:///"):
-        return SqliteStore(sqlite_path(url))
+        return SqliteStore(sqlite_path(url), attach=attach)
     if url.startswith(("postgresql://", "postgres://")):
         from relay.store.postgres import PostgresStore  # noqa: PLC0415 (asyncpg on demand)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Protocol
 
 from relay.errors import RelayError
@@ -11,6 +12,21 @@ from relay.errors import RelayError
 
 class StoreUnavailable(RelayError):
     """The store cannot take or give data now; ingest answers 503 so SUBMAIL retries."""
+
+
+class StoreInUse(StoreUnavailable):
+    """Another ``relay serve`` owns this SQLite file."""
+
+
+class DeliveryState(StrEnum):
+    """Where one (event, destination) delivery stands; stored as its value."""
+
+    #: waiting for its next attempt (or leased by a worker making it)
+    PENDING = "pending"
+    #: the destination answered 2xx
+    DELIVERED = "delivered"
+    #: attempts ended without success: a dead letter, kept until replayed or discarded
+    DEAD = "dead"
 
 
 @dataclass(frozen=True)
@@ -69,8 +85,18 @@ class AttemptRecord:
     duration_ms: float
     http_status: int | None
     error: str | None
-    state: str  # "delivered" | "pending" (retry) | "dead"
+    state: str  # a DeliveryState
     next_attempt_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """What /metrics shows of the store at one moment."""
+
+    #: destination -> (pending deliveries, received_at of the oldest one's event)
+    backlog: Mapping[str, tuple[int, float]]
+    dead: int
+    quarantined: int
 
 
 class Store(Protocol):
@@ -93,9 +119,12 @@ class Store(Protocol):
     async def pending_destinations(self, now: float) -> list[str]: ...
     async def counts(self) -> tuple[int, int]:
         """(pending, dead) deliveries."""
+    async def gauges(self) -> Gauges: ...
     async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]: ...
     async def attempts(self, delivery_id: int) -> list[dict[str, Any]]: ...
-    async def replay_dead(self, ids: list[int] | None, now: float, max_age: float) -> int: ...
+    async def replay_dead(self, ids: list[int] | None, now: float,
+                          max_age: float) -> list[int]:
+        """Queue dead letters again (every one when ``ids`` is None); the ids requeued."""
     async def quarantined(self, limit: int = 1000) -> list[dict[str, Any]]: ...
     async def resolve_quarantine(self, qid: int, event_id: int | None, note: str) -> None: ...
     async def prune(self, delivered_before: float, tokens_before: float) -> tuple[int, int]:

@@ -17,10 +17,18 @@ from relay.store.base import StoreUnavailable
 Op = TypeVar("Op")
 
 
+def unavailable(exc: BaseException) -> StoreUnavailable:
+    """A foreign error as the store's own, its cause kept."""
+    error = StoreUnavailable(f"{type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
 class GroupedWriter(Generic[Op]):
     """Queues ops and hands each group to ``commit_group``, which runs them in one
     transaction and returns one result per op (an exception as a value fails only that op's
-    caller), or raises StoreUnavailable, which fails the whole group."""
+    caller), or raises, which fails every caller of the group with that error: a caller is
+    always answered, never left waiting (and holding its request's slot) for ever."""
 
     def __init__(self, commit_group: Callable[[list[Op]], Awaitable[list[Any]]]) -> None:
         self._commit_group = commit_group
@@ -47,11 +55,17 @@ class GroupedWriter(Generic[Op]):
                 group, self._pending = self._pending, []
                 try:
                     results = await self._commit_group([op for op, _ in group])
-                except StoreUnavailable as exc:
+                except Exception as exc:
+                    failure = exc if isinstance(exc, StoreUnavailable) else unavailable(exc)
                     for _, future in group:
                         if not future.done():
-                            future.set_exception(exc)
+                            future.set_exception(failure)
                     continue
+                except BaseException as exc:  # cancelled: the callers must not wait for ever
+                    for _, future in group:
+                        if not future.done():
+                            future.cancel()
+                    raise exc
                 for (_, future), result in zip(group, results, strict=True):
                     if future.done():
                         continue

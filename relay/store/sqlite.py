@@ -20,11 +20,13 @@ from typing import Any, TypeVar
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
+    Gauges,
     NewEvent,
     QuarantinedPush,
     StoreUnavailable,
 )
-from relay.store.grouping import GroupedWriter
+from relay.store.grouping import GroupedWriter, unavailable
+from relay.store.ownership import OwnerLock
 
 T = TypeVar("T")
 
@@ -103,10 +105,17 @@ def _migrate(conn: sqlite3.Connection) -> None:
 
 
 class SqliteStore:
-    """The embedded store (see module docstring)."""
+    """The embedded store (see module docstring).
 
-    def __init__(self, path: Path) -> None:
+    One process serves a file: it holds an exclusive lock on ``<file>.lock`` (which names its
+    pid) while open, and only it may void leases a killed predecessor left. ``attach=True``
+    is for the operator's commands beside it: the file must exist, no lock, no lease touched.
+    """
+
+    def __init__(self, path: Path, attach: bool = False) -> None:
         self.path = path
+        self.attach = attach
+        self._lock: OwnerLock | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._writer = GroupedWriter(self._commit_group)
@@ -116,9 +125,17 @@ class SqliteStore:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _connect(self) -> None:
-        if self.path.parent != Path():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self.attach:
+            if not self.path.is_file():
+                raise StoreUnavailable(f"{self.path.resolve()}: no such store file (relay serve "
+                                       "creates it; is the working directory the right one?)")
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True,
+                                   isolation_level=None, check_same_thread=False)
+        else:
+            if self.path.parent != Path():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = OwnerLock.take(self.path)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -127,9 +144,11 @@ class SqliteStore:
         # keys, so as the store grows their inserts miss a small cache (docs/performance.md).
         conn.execute("PRAGMA cache_size=-32768")
         _migrate(conn)
-        # One process owns an SQLite file: leases left by a killed process are void.
-        conn.execute("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
-                     " WHERE lease_owner IS NOT NULL")
+        if not self.attach:
+            # This process owns the file (the lock says so): leases left by a killed
+            # predecessor are void.
+            conn.execute("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+                         " WHERE lease_owner IS NOT NULL")
         self._conn = conn
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -138,7 +157,7 @@ class SqliteStore:
                 raise StoreUnavailable("store is closed")
             try:
                 return fn(self._conn)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, ValueError, OverflowError, TypeError) as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
@@ -161,10 +180,14 @@ class SqliteStore:
                 try:
                     results.append(fn(conn))
                     conn.execute("RELEASE op")
-                except (sqlite3.IntegrityError, ValueError) as exc:
+                except (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
+                        ValueError, OverflowError, TypeError) as exc:
+                    # This op's own fault (a value SQLite cannot take): it fails alone, its
+                    # neighbours in the group commit. A fault of the database itself (full,
+                    # read-only, corrupt) propagates and fails the whole group.
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
-                    results.append(exc)
+                    results.append(unavailable(exc))
             conn.execute("COMMIT")
             self.commits += 1
         except BaseException:
@@ -179,7 +202,11 @@ class SqliteStore:
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
         except (sqlite3.Error, OSError) as exc:
+            self._unlock()
             raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
+        except StoreUnavailable:
+            self._unlock()
+            raise
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -187,6 +214,12 @@ class SqliteStore:
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -296,6 +329,15 @@ class SqliteStore:
             " (SELECT count(*) FROM deliveries WHERE state = 'dead')").fetchone())
         return int(row[0]), int(row[1])
 
+    async def gauges(self) -> Gauges:
+        def read(conn: sqlite3.Connection) -> Gauges:
+            backlog = {name: (int(count), float(oldest)) for name, count, oldest in conn.execute(
+                _BACKLOG)}
+            dead, held = conn.execute(_DEAD_AND_HELD).fetchone()
+            return Gauges(backlog, int(dead), int(held))
+
+        return await self._run(read)
+
     # -- dead letters and quarantine --------------------------------------------------------
 
     async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]:
@@ -309,8 +351,9 @@ class SqliteStore:
             "SELECT attempt, started_at, duration_ms, http_status, error, outcome FROM attempts"
             " WHERE delivery_id = ? ORDER BY id", (delivery_id,))))
 
-    async def replay_dead(self, ids: list[int] | None, now: float, max_age: float) -> int:
-        def write(conn: sqlite3.Connection) -> int:
+    async def replay_dead(self, ids: list[int] | None, now: float,
+                          max_age: float) -> list[int]:
+        def write(conn: sqlite3.Connection) -> list[int]:
             sql = ("UPDATE deliveries SET state = 'pending', attempt = 0, next_attempt_at = ?,"
                    " expires_at = ?, lease_owner = NULL, lease_until = NULL, updated_at = ?"
                    " WHERE state = 'dead'")
@@ -318,7 +361,7 @@ class SqliteStore:
             if ids is not None:
                 sql += f" AND id IN ({','.join('?' * len(ids))})"
                 params += ids
-            return conn.execute(sql, params).rowcount
+            return sorted(int(r[0]) for r in conn.execute(sql + " RETURNING id", params))
 
         return await self._write(write)
 
@@ -372,6 +415,16 @@ def _claim(conn: sqlite3.Connection, destination: str, limit: int, owner: str,
     rows = conn.execute(_CLAIMED.format(marks=marks), ids).fetchall()
     return [ClaimedDelivery(*row) for row in rows]
 
+
+_BACKLOG = (
+    "SELECT d.destination, count(*), min(e.received_at) FROM deliveries d"
+    " JOIN events e ON e.id = d.event_id WHERE d.state = 'pending' GROUP BY d.destination"
+)
+
+_DEAD_AND_HELD = (
+    "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead'),"
+    " (SELECT count(*) FROM quarantine WHERE state = 'held')"
+)
 
 _PRUNABLE = (
     "SELECT e.id FROM events e WHERE e.received_at < ? AND NOT EXISTS ("
