@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 
 from relay.config import Settings, load_config
@@ -24,7 +25,8 @@ log = logging.getLogger("relay.runtime")
 #: Keys read once at start (config key: Settings attributes): a reload that changes them
 #: needs a restart to take effect.
 START_ONLY = {"listen": ("listen_host", "listen_port"), "store": ("store",),
-              "tls": ("tls_cert", "tls_key"), "admin_listen": ("admin_listen",)}
+              "tls": ("tls_cert", "tls_key"), "admin_listen": ("admin_listen",),
+              "limits.max_header_size": ("limits.max_header_size",)}
 
 
 def _unknown(patterns: tuple[str | None, ...] | None, names: list[str]) -> list[str]:
@@ -111,7 +113,7 @@ class Runtime:
         log.info("config reloaded (generation %d): %d routes", self.generation,
                  len(settings.routes))
         changed = [key for key, attributes in START_ONLY.items()
-                   if any(getattr(old, a) != getattr(settings, a) for a in attributes)]
+                   if any(attrgetter(a)(old) != attrgetter(a)(settings) for a in attributes)]
         if changed:
             log.warning("config reload: %s changed, which is read only at start: restart the "
                         "relay to apply it (the old value stays in use)", ", ".join(changed))
