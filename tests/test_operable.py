@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 import socket
 import sqlite3
@@ -19,10 +20,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import KEYS, signed
+from conftest import KEYS, MakeRelay, MakeSink, signed
 from relayproc import Relay, free_port, subhooks_yaml, wait_until
 
 from relay import version
+from relay.app import RUNTIME
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -353,3 +355,70 @@ async def test_log_lines_of_start_refusals_and_stop_in_json(tmp_path: Path) -> N
     for key in KEYS.values():
         assert key not in text
     assert "13800138000" not in text
+
+
+async def test_methods_and_unknown_paths(make_relay: MakeRelay) -> None:
+    """A SUBHOOK path answers other methods 405 with Allow: GET, POST; a known path 405 with
+    its own Allow; any other path 404 not_found."""
+    client = await make_relay("  []", "admin: {token: t}\n")
+    put = await client.put("/subhook/sms", data={"a": "1"})
+    assert (put.status, put.headers["Allow"]) == (405, "GET, POST")
+    assert (await put.json())["error"] == "method_not_allowed"
+    health = await client.post("/healthz")
+    assert (health.status, health.headers["Allow"]) == (405, "GET, HEAD")
+    replay = await client.get("/admin/dead/replay")
+    assert (replay.status, replay.headers["Allow"]) == (405, "POST")
+    missing = await client.post("/admin/nothing")
+    assert missing.status == 404
+    assert await missing.json() == {"status": "error", "error": "not_found",
+                                    "problems": ["no such path: /admin/nothing"]}
+
+
+async def test_reload_warns_about_start_only_keys_and_counts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, make_relay: MakeRelay) -> None:
+    """A reload that changes listen or store warns that it needs a restart; reloads are
+    counted by result in /metrics."""
+    client = await make_relay("  []")
+    assert client.app is not None
+    runtime = client.app[RUNTIME]
+    source = runtime.settings.source
+    assert source is not None
+    text = source.read_text()
+    source.write_text(text.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:1")
+                      .replace("store: sqlite:///", "store: sqlite:///moved-"))
+    caplog.set_level(logging.INFO, logger="relay.runtime")
+    assert runtime.reload()
+    warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
+    assert "listen, store changed, which is read only at start" in warning.getMessage()
+    source.write_text("routes: [")
+    assert not runtime.reload()
+    metrics = await (await client.get("/metrics")).text()
+    assert 'relay_config_reloads_total{result="applied"} 1.0' in metrics
+    assert 'relay_config_reloads_total{result="refused"} 1.0' in metrics
+
+
+async def test_queue_metrics_per_destination(make_relay: MakeRelay, make_sink: MakeSink) -> None:
+    """relay_queue_depth and relay_queue_oldest_seconds per destination; a failing one is
+    down in relay_destination_up until it recovers."""
+    sink = await make_sink(script=[503, "sleep:1.5"])
+    client = await make_relay(
+        f'  - {{name: all, destinations: [{{name: slow, url: "{sink.url}"}}]}}')
+    assert (await client.post("/subhook/sms", data=delivered_push("m1"))).status == 200
+
+    async def metrics() -> str:
+        return await (await client.get("/metrics")).text()
+
+    async def wait_for_line(line: str) -> str:
+        deadline = time.monotonic() + 10
+        while line not in (text := await metrics()):
+            assert time.monotonic() < deadline, f"never saw {line}"
+            await asyncio.sleep(0.05)
+        return text
+
+    # the 503 makes it down; the delivery stays pending while the retry is held 1.5 s
+    text = await wait_for_line('relay_destination_up{destination="slow"} 0.0')
+    assert 'relay_queue_depth{destination="slow"} 1.0' in text
+    oldest = float(text.split('relay_queue_oldest_seconds{destination="slow"} ')[1].split()[0])
+    assert 0 <= oldest < 60
+    text = await wait_for_line('relay_destination_up{destination="slow"} 1.0')
+    assert 'relay_queue_depth{destination="slow"} 0.0' in text
