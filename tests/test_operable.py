@@ -422,3 +422,35 @@ async def test_queue_metrics_per_destination(make_relay: MakeRelay, make_sink: M
     assert 0 <= oldest < 60
     text = await wait_for_line('relay_destination_up{destination="slow"} 1.0')
     assert 'relay_queue_depth{destination="slow"} 0.0' in text
+
+
+async def test_quick_start_sink_serve_push(tmp_path: Path) -> None:
+    """The README's quick start: `relay sink --secret` prints the pushed event with a masked
+    contact and a verified signature."""
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    sink_port, port = free_port(), free_port()
+    cfg = tmp_path / "relay.yaml"
+    routes = (f'  - {{name: all, destinations: [{{name: orders, url: '
+              f'"http://127.0.0.1:{sink_port}/subhook", secret: "{secret}"}}]}}')
+    cfg.write_text(config_text(port, tmp_path / "relay.db", routes), encoding="utf-8")
+    sink = subprocess.Popen([sys.executable, "-m", "relay", "sink", "--listen",
+                             f"127.0.0.1:{sink_port}", "--secret", secret],
+                            stdout=subprocess.PIPE, text=True)
+    relay = Relay(cfg, port, tmp_path)
+    try:
+        assert sink.stdout is not None
+        assert "signatures checked" in sink.stdout.readline()
+        await relay.start()
+        result = run("push", f"{relay.url}/subhook/sms", "--config", str(cfg), "--product",
+                     "sms", "--event", "delivered", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        line = await asyncio.wait_for(asyncio.to_thread(sink.stdout.readline), 15)
+        assert " sms/delivered msg_" in line
+        assert "attempt=1" in line and "signature=ok" in line
+        assert "contact=138****0000" in line
+    finally:
+        relay.stop()
+        sink.terminate()
+        sink.wait(timeout=10)
+        if sink.stdout is not None:
+            sink.stdout.close()

@@ -197,13 +197,12 @@ def test_taken_port_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_runs_until_sigterm_and_exits_0() -> None:
-    """`run_sink` announces its address and secret mode once bound, and SIGTERM exits 0."""
+    """`relay sink` announces its address and secret mode once bound, and SIGTERM exits 0."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    code = f"from relay.sink import run_sink; raise SystemExit(run_sink('127.0.0.1:{port}', None))"
-    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                          text=True) as proc:
+    with subprocess.Popen([sys.executable, "-m", "relay", "sink", "--listen",
+                           f"127.0.0.1:{port}"], stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first == (f"relay sink listening on http://127.0.0.1:{port}, "
