@@ -131,8 +131,8 @@ class Settings:
     #: identity dedupe needs), then pruned every ``retention_interval``
     retention_delivered: float = c.DEFAULT_RETENTION_DELIVERED_S
     retention_interval: float = c.DEFAULT_RETENTION_INTERVAL_S
-    #: how long past a destination's timeout a claimed delivery stays leased: an instance
-    #: that dies holds its claimed rows this long before another instance takes them
+    #: how long past a destination's timeout a claimed delivery stays leased; on PostgreSQL
+    #: the leases of an instance that stopped heartbeating are void sooner (15 s)
     lease_margin: float = c.DEFAULT_LEASE_MARGIN_S
     source: Path | None = None
 

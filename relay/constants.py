@@ -38,6 +38,15 @@ DEFAULT_REPLAY_FUTURE_S = 300.0
 DEFAULT_RETENTION_DELIVERED_S = 7 * 24 * 3600.0
 DEFAULT_RETENTION_INTERVAL_S = 600.0
 DEFAULT_LEASE_MARGIN_S = 30.0
+#: How often an open store beats for the lease owners it has claimed for.
+DEFAULT_HEARTBEAT_S = 5.0
+#: A lease owner without a beat for this long is dead: its leases are void (three beats
+#: missed, so a slow beat or two is not taken for a death).
+DEFAULT_INSTANCE_DEAD_AFTER_S = 15.0
+#: Rows of instances that never closed (SIGKILL, power) are deleted by ``prune`` after this
+#: long; a missing row means "dead" as a stale one does, so this only bounds the table.
+INSTANCE_FORGET_AFTER_S = 86400.0
+
 
 
 def canonical_event(name: str) -> str:

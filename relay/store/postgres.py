@@ -4,11 +4,14 @@ The same interface as the SQLite store, for instances behind one load balancer:
 
 - dedupe by token and by identity through unique constraints, so two instances taking
   re-pushes of one event at once still accept it once;
-- deliveries claimed with ``FOR UPDATE SKIP LOCKED`` and leased until a time: an instance
-  that dies leaves leases that run out, and the others pick its rows up then (never
-  before: a lease that holds is never claimed twice);
-- writes from concurrent requests grouped into one transaction (one WAL flush), each in
-  its own savepoint, as in SQLite;
+- deliveries claimed with ``FOR UPDATE SKIP LOCKED`` and leased until a time; a lease is
+  void once that time passes or once the instance holding it has stopped heartbeating
+  (``instances``: no beat for ``dead_after``, 15 s), so rows of an instance that died are
+  claimed again within 15 s whatever the destination's timeout, and a lease whose holder
+  is alive and whose time has not passed is never claimed twice;
+- writes from concurrent requests grouped into one transaction (one WAL flush); when the
+  group fails, each op is run again alone, so one bad op (a constraint, a value PostgreSQL
+  or asyncpg refuses) fails only its own caller;
 - versioned migrations, run under an advisory lock so instances starting together do not
   race;
 - a partial index on pending rows, so claims stay fast however many delivered rows pile up.
@@ -16,16 +19,22 @@ The same interface as the SQLite store, for instances behind one load balancer:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
+from relay import constants as c
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
+    Gauges,
     NewEvent,
     QuarantinedPush,
     StoreUnavailable,
@@ -40,6 +49,9 @@ if TYPE_CHECKING:  # the stubs make the pool's connection proxy generic; asyncpg
 else:
     Connection = asyncpg.pool.PoolConnectionProxy
 Op = Callable[[Connection], Awaitable[Any]]
+
+log = logging.getLogger("relay.store")
+
 
 #: Key of the advisory lock that serialises migrations between instances.
 MIGRATION_LOCK = 0x5EB400C
@@ -110,7 +122,24 @@ MIGRATIONS: list[str] = [
         note TEXT
     );
     """,
+    # 2: instance heartbeats, which void the leases of an instance that died (_FREE)
+    """
+    CREATE TABLE instances (
+        owner TEXT PRIMARY KEY,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 ]
+
+# Heartbeats and the liveness check (_CLAIM, _PENDING_DESTINATIONS) both read the
+# database's clock, ``extract(epoch FROM clock_timestamp())``, never an instance's:
+# instances on several hosts may disagree about the time, and a host whose clock runs ahead
+# must not take its neighbours for dead.
+_BEAT = """
+INSERT INTO instances (owner, heartbeat_at)
+SELECT unnest($1::text[]), extract(epoch FROM clock_timestamp())::float8
+ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+"""
 
 #: One round trip: remember the token, then (only if it is new) the event, then (only if
 #: its identity is new) its deliveries; the new event's id, or NULL for a duplicate.
@@ -131,11 +160,19 @@ WITH fresh AS (
 SELECT id FROM event
 """
 
+#: A due row is free when it is not leased, its lease ran out (by the caller's time $2), or
+#: its owner has no beat within $6 (dead_after) seconds. The owners alive are one
+#: uncorrelated subquery, hashed once per statement, so the claim still walks the partial
+#: index ``deliveries_due`` rather than the table. (NOT IN is safe: ``owner`` is never NULL,
+#: and a NULL lease_owner comes with a NULL lease_until.)
 _CLAIM = """
 WITH due AS (
     SELECT id FROM deliveries
     WHERE state = 'pending' AND destination = $1 AND next_attempt_at <= $2
-      AND (lease_until IS NULL OR lease_until < $2)
+      AND (lease_until IS NULL OR lease_until < $2
+           OR lease_owner NOT IN (
+               SELECT owner FROM instances
+               WHERE heartbeat_at >= extract(epoch FROM clock_timestamp())::float8 - $6))
     ORDER BY next_attempt_at
     LIMIT $3
     FOR UPDATE SKIP LOCKED
@@ -147,17 +184,57 @@ RETURNING d.id, d.event_id, d.destination, d.attempt, d.expires_at, e.webhook_id
           e.product, e.event, e.fields, e.body, e.content_type, d.next_attempt_at
 """
 
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+#: Destinations with a due row free to claim (as in _CLAIM).
+_PENDING_DESTINATIONS = """
+SELECT DISTINCT destination FROM deliveries
+WHERE state = 'pending' AND next_attempt_at <= $1
+  AND (lease_until IS NULL OR lease_until < $1
+       OR lease_owner NOT IN (
+           SELECT owner FROM instances
+           WHERE heartbeat_at >= extract(epoch FROM clock_timestamp())::float8 - $2))
+"""
+
+#: What the database, the network or asyncpg's encoding of a value raise: StoreUnavailable
+#: for the caller. (asyncpg's DataError is a PostgresError in some versions and a
+#: ValueError in others; an int too large for its column is an OverflowError in some; a
+#: connection the server ended that asyncpg has not noticed yet fails its next statement
+#: with InternalClientError.)
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError,
+              asyncpg.exceptions.InternalClientError, OSError, TimeoutError, OverflowError,
+              ValueError)
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    """``exc`` as StoreUnavailable, its cause kept (also when returned as an op's result,
+    not raised ``from exc``)."""
+    error = StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _failed(exc: Exception) -> Exception:
+    """A grouped op's exception as its result: the database's (BEGIN or COMMIT refused; an
+    op maps its own) as StoreUnavailable, any other (a bug) as it is."""
+    return _unavailable(exc) if isinstance(exc, _DB_ERRORS) else exc
 
 
 class PostgresStore:
     """The shared store (see module docstring)."""
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, pool_size: int = 8, *,
+                 heartbeat_interval: float = c.DEFAULT_HEARTBEAT_S,
+                 dead_after: float = c.DEFAULT_INSTANCE_DEAD_AFTER_S) -> None:
         self.url = url
         self.pool_size = pool_size
+        self.heartbeat_interval = heartbeat_interval
+        self.dead_after = dead_after
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._writer: GroupedWriter[Op] = GroupedWriter(self._commit_group)
+        #: lease owners this store has claimed for (and committed a beat for)
+        self._owners: set[str] = set()
+        #: time.monotonic() before the last beat that committed
+        self._beaten_at = float("-inf")
+        self._heartbeat_task: asyncio.Task[None] | None = None
         #: transactions committed by the grouped writer (how grouping is observed)
         self.commits = 0
 
@@ -178,11 +255,19 @@ class PostgresStore:
             async with self._pool.acquire() as conn:
                 return await fn(conn)
         except _DB_ERRORS as exc:
-            raise StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}") from exc
+            raise _unavailable(exc) from exc
 
     async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run ``fn`` inside the next grouped transaction; return after its commit."""
-        result: T = await self._writer.write(fn)
+        """Run ``fn`` inside the next grouped transaction; return after its commit. What
+        the database or asyncpg raise for this op alone is StoreUnavailable for its caller
+        only; any other exception (a bug) reaches the caller as it is."""
+        async def op(conn: Connection) -> T:
+            try:
+                return await fn(conn)
+            except _DB_ERRORS as exc:
+                raise _unavailable(exc) from exc
+
+        result: T = await self._writer.write(op)
         return result
 
     async def _commit_group(self, ops: list[Op]) -> list[Any]:
@@ -190,25 +275,34 @@ class PostgresStore:
 
     async def _transaction(self, conn: Connection, ops: list[Op]) -> list[Any]:
         """Every op of the batch in one transaction, without savepoints (each costs two
-        round trips); when one op fails, the batch is rolled back and each op is run again
-        in its own transaction, so one failing write never fails its neighbours."""
+        round trips); when any op fails, the batch is rolled back and each op is run again
+        in its own transaction, so one failing write never fails its neighbours. An op's
+        exception is its result (the grouped writer raises it to that caller alone); only
+        a lost connection, which no op can get past, fails the whole group."""
         try:
             async with conn.transaction():
                 results = [await fn(conn) for fn in ops]
+        except Exception as exc:
+            if conn.is_closed():
+                raise
+            if len(ops) == 1:
+                return [_failed(exc)]
+        else:
             self.commits += 1
             return results
-        except (asyncpg.IntegrityConstraintViolationError, ValueError):
-            if len(ops) == 1:
-                raise
-        results = []
-        for fn in ops:
-            try:
-                async with conn.transaction():
-                    results.append(await fn(conn))
-                self.commits += 1
-            except (asyncpg.IntegrityConstraintViolationError, ValueError) as exc:
-                results.append(exc)
-        return results
+        return [await self._alone(conn, fn) for fn in ops]
+
+    async def _alone(self, conn: Connection, fn: Op) -> Any:
+        """``fn`` in a transaction of its own; its exception as its result. Not raised even
+        when the connection is lost: the ops before it are committed, and their callers
+        must hear so (the ops after it fail at BEGIN, at once)."""
+        try:
+            async with conn.transaction():
+                result = await fn(conn)
+        except Exception as exc:
+            return _failed(exc)
+        self.commits += 1
+        return result
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -218,18 +312,56 @@ class PostgresStore:
                                                    max_size=self.pool_size, timeout=10)
             async with self._pool.acquire() as conn:
                 await _migrate(conn)
-        except (*_DB_ERRORS, ValueError) as exc:
+        except _DB_ERRORS as exc:
             if self._pool is not None:
                 await self._pool.close()
                 self._pool = None
             raise StoreUnavailable(f"cannot open {self._where()}: "
                                    f"{type(exc).__name__}: {exc}") from exc
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="relay-heartbeat")
 
     async def close(self) -> None:
         await self._writer.drain()
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None
         if self._pool is not None:
+            if self._owners:
+                # Gone on purpose: whatever this store still leases is free at once, not
+                # after dead_after (the worker has released its leases already, unless the
+                # database refused; then they wait for their owner to count as dead).
+                try:
+                    await self._run(lambda conn: conn.execute(
+                        "DELETE FROM instances WHERE owner = ANY($1::text[])",
+                        sorted(self._owners)))
+                except StoreUnavailable as exc:
+                    log.warning("could not remove this instance's heartbeat: %s", exc)
+                self._owners.clear()
             await self._pool.close()
             self._pool = None
+
+    async def _heartbeat(self) -> None:
+        """Beat for every owner this store has claimed for, every ``heartbeat_interval``,
+        until closed. A beat that fails is logged and tried again on the next turn: the
+        task must outlive a database outage, or the instance would count as dead after."""
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            if not self._owners:
+                continue
+            started = time.monotonic()
+            try:
+                await self._run(partial(_beat, owners=sorted(self._owners)))
+            except StoreUnavailable as exc:
+                log.warning("heartbeat failed: %s; trying again in %.0f s", exc,
+                            self.heartbeat_interval)
+                continue
+            except Exception:
+                log.exception("heartbeat failed; trying again in %.0f s",
+                              self.heartbeat_interval)
+                continue
+            self._beaten_at = max(self._beaten_at, started)
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.fetchval("SELECT 1"))
@@ -268,8 +400,7 @@ class PostgresStore:
 
     async def pending_destinations(self, now: float) -> list[str]:
         rows = await self._run(lambda conn: conn.fetch(
-            "SELECT DISTINCT destination FROM deliveries WHERE state = 'pending'"
-            " AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)", now))
+            _PENDING_DESTINATIONS, now, self.dead_after))
         return [r[0] for r in rows]
 
     async def claim(
@@ -279,15 +410,31 @@ class PostgresStore:
 
     async def claim_due(self, wants: Mapping[str, tuple[int, float]], owner: str,
                         now: float) -> list[ClaimedDelivery]:
+        # A lease must never commit without a fresh beat of its owner, or another instance
+        # could take it for a dead one's at once: a new owner, or one whose last beat may
+        # not outlive the next heartbeat interval (the task fell behind: a stall, an
+        # outage), beats in the claim's own transaction.
+        started = time.monotonic()
+        stale = started - self._beaten_at > self.dead_after - self.heartbeat_interval
+        beat = sorted({*self._owners, owner}) if stale or owner not in self._owners else None
+
         async def write(conn: Connection) -> list[ClaimedDelivery]:
+            if beat is not None:
+                await _beat(conn, beat)
             claimed: list[ClaimedDelivery] = []
             for destination, (limit, lease_until) in wants.items():
-                rows = await conn.fetch(_CLAIM, destination, now, limit, owner, lease_until)
+                rows = await conn.fetch(_CLAIM, destination, now, limit, owner, lease_until,
+                                        self.dead_after)
                 rows = sorted(rows, key=lambda r: (r["next_attempt_at"], r["id"]))
                 claimed += [ClaimedDelivery(*list(r.values())[:11]) for r in rows]
             return claimed
 
-        return await self._write(write)
+        claimed = await self._write(write)
+        if beat is not None:
+            # Only once committed: a beat rolled back with its claim must be made again.
+            self._owners.add(owner)
+            self._beaten_at = max(self._beaten_at, started)
+        return claimed
 
     async def record(self, records: list[AttemptRecord]) -> None:
         async def write(conn: Connection) -> None:
@@ -321,6 +468,21 @@ class PostgresStore:
         assert row is not None
         return int(row[0]), int(row[1])
 
+    async def gauges(self) -> Gauges:
+        async def read(conn: Connection) -> Gauges:
+            backlog = {r["destination"]: (int(r["count"]), float(r["oldest"]))
+                       for r in await conn.fetch(
+                           "SELECT d.destination, count(*) AS count, min(e.received_at) AS oldest"
+                           " FROM deliveries d JOIN events e ON e.id = d.event_id"
+                           " WHERE d.state = 'pending' GROUP BY d.destination")}
+            row = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead') AS dead,"
+                " (SELECT count(*) FROM quarantine WHERE state = 'held') AS held")
+            assert row is not None
+            return Gauges(backlog, int(row["dead"]), int(row["held"]))
+
+        return await self._run(read)
+
     # -- dead letters and quarantine --------------------------------------------------------
 
     async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]:
@@ -336,14 +498,15 @@ class PostgresStore:
             " WHERE delivery_id = $1 ORDER BY id", delivery_id))
         return [dict(r) for r in rows]
 
-    async def replay_dead(self, ids: list[int] | None, now: float, max_age: float) -> int:
-        async def write(conn: Connection) -> int:
-            status = await conn.execute(
+    async def replay_dead(self, ids: list[int] | None, now: float,
+                          max_age: float) -> list[int]:
+        async def write(conn: Connection) -> list[int]:
+            rows = await conn.fetch(
                 "UPDATE deliveries SET state = 'pending', attempt = 0, next_attempt_at = $1,"
                 " expires_at = $2, lease_owner = NULL, lease_until = NULL, updated_at = $1"
-                " WHERE state = 'dead' AND ($3::bigint[] IS NULL OR id = ANY($3::bigint[]))",
-                now, now + max_age, ids)
-            return int(status.split()[-1])
+                " WHERE state = 'dead' AND ($3::bigint[] IS NULL OR id = ANY($3::bigint[]))"
+                " RETURNING id", now, now + max_age, ids)
+            return sorted(int(r["id"]) for r in rows)
 
         return await self._write(write)
 
@@ -373,9 +536,17 @@ class PostgresStore:
                 " SELECT 1 FROM deliveries d WHERE d.event_id = e.id"
                 " AND (d.state <> 'delivered' OR d.updated_at >= $1))", delivered_before)
             tokens = await conn.execute("DELETE FROM tokens WHERE seen_at < $1", tokens_before)
+            await conn.execute(
+                "DELETE FROM instances"
+                " WHERE heartbeat_at < extract(epoch FROM clock_timestamp())::float8 - $1",
+                c.INSTANCE_FORGET_AFTER_S)
             return int(events.split()[-1]), int(tokens.split()[-1])
 
         return await self._write(write)
+
+
+async def _beat(conn: Connection, owners: list[str]) -> None:
+    await conn.execute(_BEAT, owners)
 
 
 async def _migrate(conn: Connection) -> None:
