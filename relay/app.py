@@ -21,7 +21,7 @@ from relay import operations, version
 from relay.config import Settings
 from relay.ingest import Ingest, problem
 from relay.metrics import Metrics
-from relay.redact import redact_url
+from relay.redact import redact_text, redact_url
 from relay.runtime import Runtime
 from relay.store import Store, StoreUnavailable, open_store
 from relay.worker import Worker
@@ -37,6 +37,16 @@ WORKER = web.AppKey("worker", Worker)
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
+def bearer(header: str) -> bytes | None:
+    """The credentials of ``Authorization: Bearer <token>`` (the scheme's case does not
+    matter, RFC 9110); None without that scheme. Bytes as received, so a header that is
+    not ASCII is compared (and refused), never a 500."""
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip().encode("utf-8", "surrogateescape")
+
+
 def admin(handler: Handler) -> Handler:
     """Only with ``Authorization: Bearer <admin.token>``; 404 when no token is configured."""
 
@@ -46,8 +56,8 @@ def admin(handler: Handler) -> Handler:
         if not token:
             return problem(404, "not_found",
                            ["admin endpoints are off (no admin.token configured)"])
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").encode()
-        if not hmac.compare_digest(given, token.encode()):
+        given = bearer(request.headers.get("Authorization", ""))
+        if given is None or not hmac.compare_digest(given, token.encode()):
             return problem(401, "unauthorized", ["a valid bearer token is required"])
         return await handler(request)
 
@@ -96,7 +106,10 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await request.app[STORE].ping()
     except StoreUnavailable as exc:
-        return problem(503, "store_unavailable", [str(exc)])
+        # The store's own words may name files, hosts or users: they go to the log only.
+        log.error("readyz: store unavailable: %s",
+                  redact_text(str(exc), request.app[RUNTIME].settings.store))
+        return problem(503, "store_unavailable", ["the store cannot be reached; see the log"])
     return web.json_response({"status": "ready", "config_generation":
                               request.app[RUNTIME].generation})
 
@@ -238,9 +251,10 @@ def _log_start(settings: Settings) -> None:
 async def _retention(store: Store, runtime: Runtime) -> None:
     """Prune delivered events and old tokens every ``retention.interval``.
 
-    Tokens are kept for the replay window (an older push is refused by its timestamp
-    anyway); delivered events for ``retention.delivered`` but never less than the window,
-    which identity dedupe needs. Dead letters and pending deliveries are never pruned.
+    Tokens are kept ``retention.tokens`` (SUBMAIL signs no timestamp, so a captured token
+    is a credential as long as it is forgotten); delivered events for
+    ``retention.delivered`` but never less than the replay window, which identity dedupe
+    needs. Dead letters and pending deliveries are never pruned.
     """
     while True:
         settings = runtime.settings
@@ -248,7 +262,7 @@ async def _retention(store: Store, runtime: Runtime) -> None:
         now = time.time()
         keep = max(settings.retention_delivered, settings.replay_past)
         try:
-            events, tokens = await store.prune(now - keep, now - settings.replay_past)
+            events, tokens = await store.prune(now - keep, now - settings.retention_tokens)
         except StoreUnavailable as exc:
             log.warning("retention: store unavailable, trying again later: %s", exc)
             continue

@@ -22,6 +22,7 @@ import yarl
 
 from relay import constants as c
 from relay.errors import ConfigError
+from relay.redact import redact_text, redact_url
 from relay.routing import Match
 from relay.schemas import bundled_schema_dir
 
@@ -74,6 +75,9 @@ class Destination:
     secret: str | None = field(default=None, repr=False)
     timeout: float = c.DEFAULT_TIMEOUT_S
     format: str = "json"
+    #: keep SUBMAIL's token and signature in the forwarded JSON body (off: they are a
+    #: credential for ever, SPEC 16)
+    include_signature: bool = False
     headers: tuple[tuple[str, str], ...] = ()
     max_in_flight: int = c.DEFAULT_MAX_IN_FLIGHT
     retry: RetryPolicy = RetryPolicy()
@@ -131,6 +135,8 @@ class Settings:
     #: identity dedupe needs), then pruned every ``retention_interval``
     retention_delivered: float = c.DEFAULT_RETENTION_DELIVERED_S
     retention_interval: float = c.DEFAULT_RETENTION_INTERVAL_S
+    #: a token once seen is refused this long (SPEC 16)
+    retention_tokens: float = c.DEFAULT_RETENTION_TOKENS_S
     #: how long past a destination's timeout a claimed delivery stays leased; on PostgreSQL
     #: the leases of an instance that stopped heartbeating are void sooner (15 s)
     lease_margin: float = c.DEFAULT_LEASE_MARGIN_S
@@ -151,7 +157,16 @@ def dotted(path: Sequence[str | int]) -> str:
     return out or "(top level)"
 
 
+#: Values a config may hold once YAML aliases are followed: a few "billion laughs" lines
+#: would otherwise expand into gigabytes (a real config holds hundreds).
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
 def _line_map(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    if len(lines) >= MAX_CONFIG_VALUES:
+        raise ConfigError([f"the config holds more than {MAX_CONFIG_VALUES} values once its "
+                           "YAML aliases are followed"])
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
@@ -212,9 +227,26 @@ def _config_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(json.loads(schema_file.read_text(encoding="utf-8")))
 
 
+#: Keys whose values are secrets: a problem with one never quotes the value (SPEC 16).
+SECRET_KEYS = frozenset({"keys", "secret", "token", "headers"})
+#: Keys whose values are URLs that may carry a password: quoted with it masked.
+URL_KEYS = frozenset({"store", "url"})
+
+_RULES = {"type": "must be of type {}", "minLength": "must be at least {} character(s)",
+          "minItems": "must have at least {} item(s)", "enum": "must be one of {}",
+          "minimum": "must be at least {}", "maximum": "must be at most {}"}
+
+
 def _schema_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
+    path = set(map(str, error.absolute_path))
+    if path & SECRET_KEYS:
+        rule = _RULES.get(str(error.validator), "is not a valid value{}")
+        return f"{rule.format(error.validator_value if rule.count('{}') else '')} (value hidden)"
+    if path & URL_KEYS and isinstance(error.instance, str):
+        return str(error.message).replace(repr(error.instance),
+                                          repr(redact_url(error.instance)))
     if error.validator in ("anyOf", "oneOf"):
         return f"invalid value {error.instance!r}"
     return str(error.message)
@@ -262,17 +294,20 @@ class _Builder:
         return policy
 
     def destination(self, raw: Mapping[str, Any], path: Path_, retry: RetryPolicy) -> Destination:
+        shown = redact_url(raw["url"])
         try:
             if not yarl.URL(raw["url"]).host:
-                self.problems.add((*path, "url"), f"{raw['url']!r} has no host")
+                self.problems.add((*path, "url"), f"{shown!r} has no host")
         except ValueError as exc:
-            self.problems.add((*path, "url"), f"{raw['url']!r} is not a valid URL: {exc}")
+            self.problems.add((*path, "url"), f"{shown!r} is not a valid URL: "
+                              f"{redact_text(str(exc), raw['url'])}")
         return Destination(
             name=raw["name"],
             url=raw["url"],
             secret=raw.get("secret") or None,
             timeout=self.duration(raw, "timeout", path, c.DEFAULT_TIMEOUT_S),
             format=raw.get("format", "json"),
+            include_signature=raw.get("include_signature", False),
             headers=tuple(sorted((raw.get("headers") or {}).items())),
             max_in_flight=raw.get("max_in_flight", c.DEFAULT_MAX_IN_FLIGHT),
             retry=self.retry(raw.get("retry"), (*path, "retry"), retry),
@@ -317,8 +352,9 @@ class _Builder:
             seen.add(item["path"])
             keys = tuple(item["keys"])
             for k_index, key in enumerate(keys):
-                if not key:
-                    self.problems.add(("subhooks", index, "keys", k_index), "key is empty")
+                if not key.strip():
+                    self.problems.add(("subhooks", index, "keys", k_index),
+                                      "key is empty or blank")
             allow = tuple(item.get("allow_ips", ()))
             self.cidrs(allow, ("subhooks", index, "allow_ips"))
             subhooks.append(Subhook(item["path"], item["product"], keys, allow))
@@ -353,6 +389,8 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
                  source: str = "<config>", base_dir: Path | None = None) -> Settings:
     """Settings from YAML text; raises ConfigError listing every problem."""
     env = os.environ if env is None else env
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{source}: over {MAX_CONFIG_BYTES} bytes; not a config"])
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         # Build the values from the same node tree the line map reads: the text is parsed once.
@@ -361,7 +399,10 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
         raise ConfigError([f"{source}: not valid YAML: {exc}"]) from exc
     lines: dict[Path_, int] = {}
     if node is not None:
-        _line_map(node, (), lines)
+        try:
+            _line_map(node, (), lines)
+        except ConfigError as exc:
+            raise ConfigError([f"{source}: {p}" for p in exc.problems]) from None
     problems = _Problems(lines, source)
     if not isinstance(raw, dict):
         raise ConfigError([f"{source}: the config must be a mapping of keys"])
@@ -425,6 +466,8 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
                                              c.DEFAULT_RETENTION_DELIVERED_S),
         retention_interval=builder.duration(retention, "interval", ("retention",),
                                             c.DEFAULT_RETENTION_INTERVAL_S),
+        retention_tokens=builder.duration(retention, "tokens", ("retention",),
+                                          c.DEFAULT_RETENTION_TOKENS_S),
         lease_margin=builder.duration(data, "lease_margin", (), c.DEFAULT_LEASE_MARGIN_S),
     )
 

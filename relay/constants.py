@@ -37,6 +37,9 @@ DEFAULT_REPLAY_FUTURE_S = 300.0
 #: Delivered events (and their attempt logs) are kept a week, then pruned every 10 min.
 DEFAULT_RETENTION_DELIVERED_S = 7 * 24 * 3600.0
 DEFAULT_RETENTION_INTERVAL_S = 600.0
+#: A token once seen is refused this long: SUBMAIL signs the token only, so a captured
+#: token and signature would otherwise be a credential for ever (SPEC 16).
+DEFAULT_RETENTION_TOKENS_S = 400 * 24 * 3600.0
 DEFAULT_LEASE_MARGIN_S = 30.0
 #: How often an open store beats for the lease owners it has claimed for.
 DEFAULT_HEARTBEAT_S = 5.0

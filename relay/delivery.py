@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import json
 import time
 from dataclasses import dataclass
 
@@ -19,9 +20,12 @@ import aiohttp
 
 from relay.backoff import parse_retry_after
 from relay.config import Destination
+from relay.constants import SIGNING_FIELDS
 from relay.store import ClaimedDelivery
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+#: Bytes of a service's answer read (and at most kept); the rest is never read.
+ANSWER_READ_LIMIT = 4096
 
 H_ID = "webhook-id"
 H_TIMESTAMP = "webhook-timestamp"
@@ -40,6 +44,8 @@ class Outcome:
     error: str | None
     duration_ms: float
     retry_after: float | None = None
+    #: the first bytes of the service's answer, as sent (never decompressed)
+    answer: bytes = b""
 
 
 def classify(status: int) -> str:
@@ -58,14 +64,23 @@ def standard_webhook_signature(secret: str, msg_id: str, timestamp: int, body: b
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
+def unsigned_body(fields: str) -> bytes:
+    """The event's JSON without SUBMAIL's token and signature, which would let any service
+    that sees it push as SUBMAIL (SPEC 16)."""
+    event = {k: v for k, v in json.loads(fields).items() if k not in SIGNING_FIELDS}
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 def build_request(
     delivery: ClaimedDelivery, destination: Destination, attempt: int, now: float
 ) -> tuple[bytes, dict[str, str]]:
     """Body and headers of one attempt (``attempt`` counts from 1)."""
     if destination.format == "original":
         body, content_type = delivery.body, delivery.content_type
-    else:
+    elif destination.include_signature:
         body, content_type = delivery.fields.encode("utf-8"), "application/json"
+    else:
+        body, content_type = unsigned_body(delivery.fields), "application/json"
     headers = dict(destination.headers)
     timestamp = int(now)
     headers.update({
@@ -81,6 +96,16 @@ def build_request(
             destination.secret, delivery.webhook_id, timestamp, body
         )
     return body, headers
+
+
+async def read_answer(response: aiohttp.ClientResponse) -> bytes:
+    """Up to ``ANSWER_READ_LIMIT`` bytes of the answer, as sent: a service (or whatever
+    answers at its address) cannot make the relay hold or inflate more. An answer longer
+    than that costs its connection, which is closed rather than drained."""
+    answer = await response.content.read(ANSWER_READ_LIMIT)
+    if not response.content.at_eof():
+        response.close()
+    return answer
 
 
 async def send(
@@ -100,11 +125,11 @@ async def send(
     try:
         async with session.post(destination.url, data=body, headers=headers,
                                 timeout=timeout, allow_redirects=False) as response:
-            await response.read()
+            answer = await read_answer(response)
             kind = classify(response.status)
             retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
             error = None if kind == "delivered" else f"HTTP {response.status}"
-            return Outcome(kind, response.status, error, elapsed(), retry_after)
+            return Outcome(kind, response.status, error, elapsed(), retry_after, answer)
     except TimeoutError:
         return Outcome("retryable", None, f"timeout after {destination.timeout:g}s", elapsed())
     except aiohttp.ClientError as exc:

@@ -93,8 +93,10 @@ def client_address(peer: str | None, forwarded_for: str | None,
 def check_address(request: web.Request, subhook: Subhook, settings: Settings) -> None:
     if not subhook.allow_ips:
         return
-    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                             settings.trusted_proxies)
+    # Every X-Forwarded-For line, read as one list (RFC 9110: repeated lines are one
+    # comma-separated value): a proxy that adds a line must not hide the client's own.
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
+    address = client_address(request.remote, forwarded or None, settings.trusted_proxies)
     if address is None or not _in(address, subhook.allow_ips):
         raise NotAllowed([f"address {address} is not allowed to push to {subhook.path}"])
 
@@ -114,6 +116,9 @@ def check_window(fields: dict[str, Any], settings: Settings, now: float) -> None
     raw = fields.get("timestamp")
     if isinstance(raw, bool):
         return
+    if isinstance(raw, float):
+        # 1.0e9 would pass an integer schema and skip the window: no timestamp SUBMAIL sends
+        raise ReplayRefused([f"timestamp: {raw!r} is not an integer UNIX time"])
     if isinstance(raw, int) or (isinstance(raw, str) and raw.isascii() and raw.isdigit()):
         if len(str(raw)) > 15:
             raise ReplayRefused([f"timestamp: {str(raw)[:20]}... is out of range"])
@@ -208,13 +213,16 @@ class Ingest:
         body = b"" if request.method == "GET" else await read_body(
             request, limits.max_body_size, limits.read_timeout)
         content_type = request.headers.get("Content-Type", "")
-        fields = pushes.read_push(request.method, content_type, body, request.query_string,
-                                  limits.max_fields)
+        # The query exactly as sent, decoded once by the form reader (yarl's query_string
+        # is already percent-decoded: reading it again altered "100%2541" into "100A").
+        query = request.raw_path.partition("?")[2]
+        fields = pushes.read_push(request.method, content_type, body, query, limits.max_fields)
         check_signature(fields, subhook.keys)
         now = time.time()
         check_window(fields, settings, now)
+        pushes.refuse_float_integers(fields, schemas.integer_fields(subhook.product))
         if request.method == "GET":
-            body, content_type = request.query_string.encode(), pushes.FORM
+            body, content_type = query.encode(), pushes.FORM
         try:
             event = schemas.validate(subhook.product, fields)
         except EventInvalid as exc:
@@ -260,7 +268,7 @@ class Ingest:
         qid = await self.store.quarantine(QuarantinedPush(
             identity, subhook.path, subhook.product,
             json.dumps(fields, ensure_ascii=False, separators=(",", ":")), body, content_type,
-            json.dumps(exc.problems, ensure_ascii=False), now))
+            json.dumps(exc.problems, ensure_ascii=False), now, str(fields["token"])))
         # The 422 itself is logged (rate-limited) as a refusal; this line adds the id.
         log.debug("quarantined push %d for %s: %s", qid, subhook.path, "; ".join(exc.problems))
         return True

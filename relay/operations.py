@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from relay.config import Settings
+from relay.constants import SIGNING_FIELDS
 from relay.errors import EventInvalid
 from relay.ingest import build_event
+from relay.pushes import mask_phone
 from relay.runtime import Runtime
 from relay.store import Store
+
+
+def shown_fields(stored: str) -> dict[str, Any]:
+    """An event's fields as operators see them: an object, without SUBMAIL's token and
+    signature (a credential), the phone number masked."""
+    fields = {k: v for k, v in json.loads(stored).items() if k not in SIGNING_FIELDS}
+    if isinstance(fields.get("address"), str | int):
+        fields["address"] = mask_phone(str(fields["address"]))
+    return fields
 
 
 async def dead_letters(store: Store) -> list[dict[str, Any]]:
     """Every dead letter with every attempt (status, duration, error)."""
     rows = await store.dead_letters()
     for row in rows:
+        row["fields"] = shown_fields(row["fields"])
         row["attempts"] = await store.attempts(row["id"])
     return rows
 
@@ -44,6 +57,7 @@ async def quarantined(store: Store) -> list[dict[str, Any]]:
     rows = await store.quarantined()
     for row in rows:
         row.pop("body", None)
+        row["fields"] = shown_fields(row["fields"])
     return rows
 
 
@@ -65,6 +79,8 @@ async def replay_quarantine(
             continue
         record, _ = build_event(runtime.settings, row["product"], event, fields, row["body"],
                                 row["content_type"], time.time())
+        # Its token was remembered when it was quarantined; that is no reason to refuse it.
+        record = replace(record, token_seen=True)
         event_id = await store.ingest(record)
         note = "replayed" if event_id is not None else "duplicate of an accepted event"
         await store.resolve_quarantine(row["id"], event_id, note)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -65,9 +66,15 @@ def read_json(body: bytes, max_fields: int) -> Fields:
     def no_constants(name: str) -> Any:
         raise BadPush([f"{name} is not a JSON number SUBMAIL sends"])
 
+    def finite(text: str) -> float:
+        number = float(text)
+        if not math.isfinite(number):
+            raise BadPush([f"{text[:20]} is out of range for a JSON number"])
+        return number
+
     try:
         value = json.loads(_decode(body), object_pairs_hook=no_duplicates,
-                           parse_constant=no_constants)
+                           parse_constant=no_constants, parse_float=finite)
     except RecursionError as exc:
         raise BadPush(["JSON nested too deeply"]) from exc
     except ValueError as exc:
@@ -94,7 +101,31 @@ def _encodable(text: str) -> bool:
     return True
 
 
-_BOUNDARY = re.compile(r'boundary=(?:"([^"]{1,70})"|([^;\s]{1,70}))', re.IGNORECASE)
+#: RFC 2046 ``bchars`` (a space may not end it), 1 to 70 of them.
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+
+
+def boundary(content_type: str) -> bytes:
+    """The ``boundary`` parameter, matched by name exactly, as every standard parser reads
+    it; a parameter given twice, or a value outside RFC 2046's characters, is refused: a
+    body two parsers could split differently must not be verified by one and forwarded to
+    the other."""
+    found: list[str] = []
+    for param in content_type.split(";")[1:]:
+        name, sep, value = param.partition("=")
+        if sep and name.strip().lower() == "boundary":
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            found.append(value)
+    if len(found) > 1:
+        raise BadPush(["multipart content type gives its boundary more than once"])
+    if not found:
+        raise BadPush(["multipart body without a boundary"])
+    if not _BOUNDARY.fullmatch(found[0]):
+        raise BadPush(["multipart boundary must be 1 to 70 characters of RFC 2046's set"])
+    return found[0].encode("ascii")
+
 _FILENAME = re.compile(r'(?:^|;)\s*filename\*?=', re.IGNORECASE)
 _PART_NAME = re.compile(r'(?:^|;)\s*name="([^"]*)"|(?:^|;)\s*name=([^;\s"]+)', re.IGNORECASE)
 
@@ -106,10 +137,7 @@ def read_multipart(body: bytes, content_type: str, max_fields: int) -> Fields:
     7bit/8bit/binary, a file part or a body that does not end with the closing delimiter
     make the push unreadable.
     """
-    match = _BOUNDARY.search(content_type)
-    if match is None:
-        raise BadPush(["multipart body without a boundary"])
-    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
+    delimiter = b"--" + boundary(content_type)
     unreadable = BadPush(["multipart body cannot be read (truncated or malformed)"])
     start = body.find(delimiter)
     if start < 0 or (start > 0 and body[start - 2:start] != b"\r\n"):
@@ -179,6 +207,14 @@ def read_push(method: str, content_type: str, body: bytes, query: str,
     raise UnsupportedMediaType(
         [f"content type {media or '(none)'!r} is not supported; use one of {', '.join(SUPPORTED)}"]
     )
+
+
+def refuse_float_integers(fields: Mapping[str, Any], integers: frozenset[str]) -> None:
+    """A JSON float where the docs have an integer (``"app": 1.0e4``) is refused: a service
+    would receive ``10000.0`` where SUBMAIL means ``10000``."""
+    for name in integers:
+        if isinstance(fields.get(name), float):
+            raise BadPush([f"{name}: must be an integer, not {fields[name]!r}"])
 
 
 def identity(product: str, fields: Mapping[str, Any]) -> str:

@@ -157,6 +157,8 @@ class EventSchemas:
     validators: Mapping[tuple[str, str], jsonschema.protocols.Validator]
     #: compiled yes/no checks, for the schemas ``compile_fast`` accepts
     fast: Mapping[tuple[str, str], Callable[[Any], Any]] = field(default_factory=dict)
+    #: per product, the fields some event types as an integer (computed once, at load)
+    integers: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, override_dir: Path | None = None) -> EventSchemas:
@@ -169,8 +171,18 @@ class EventSchemas:
             schemas.update(_read_schemas(override_dir))
         fast = {key: check for key, schema in schemas.items()
                 if (check := compile_fast(schema)) is not None}
-        return cls({key: Validator(schema)
-                    for key, schema in schemas.items()}, fast)
+        integers: dict[str, set[str]] = {}
+        for (product, _), schema in schemas.items():
+            integers.setdefault(product, set()).update(
+                name for name, rule in schema.get("properties", {}).items()
+                if _is_integer_like(rule) or (isinstance(rule, Mapping)
+                                              and rule.get("type") == "integer"))
+        return cls({key: Validator(schema) for key, schema in schemas.items()}, fast,
+                   {p: frozenset(names) for p, names in integers.items()})
+
+    def integer_fields(self, product: str) -> frozenset[str]:
+        """Fields that some event of ``product`` types as an integer (or digits)."""
+        return self.integers.get(product, frozenset())
 
     def events(self, product: str) -> list[str]:
         return sorted(e for p, e in self.validators if p == product)

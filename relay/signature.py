@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
+
+_HEX_TOKEN = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def sign(token: str, key: str) -> str:
@@ -30,3 +33,12 @@ def matching_key(token: str, signature: str, keys: Sequence[str]) -> int | None:
 def verify(token: str, signature: str, keys: Sequence[str]) -> bool:
     """True when one of ``keys`` signed ``token``."""
     return matching_key(token, signature, keys) is not None
+
+
+def token_key(token: str) -> bytes:
+    """How the token memory keeps ``token``: 16 bytes. SUBMAIL's 32-hex-digit tokens are
+    kept whole (no two share a key); any other token as the first 16 bytes of its SHA-256
+    (a 128-bit key: no false duplicate in any number of pushes a relay will see)."""
+    if _HEX_TOKEN.fullmatch(token):
+        return bytes.fromhex(token)
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()[:16]

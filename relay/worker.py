@@ -82,8 +82,10 @@ class Worker:
         self._loop_task = asyncio.create_task(self.run(), name="relay-worker")
 
     async def run(self) -> None:
+        # auto_decompress off: a service's gzip answer is read as sent, so 1 MB of it
+        # cannot inflate into a gigabyte inside the relay.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0)
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0), auto_decompress=False
         )
         try:
             while not self._stopping:

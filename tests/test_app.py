@@ -65,7 +65,7 @@ async def test_admin_needs_a_configured_token(make_relay: MakeRelay) -> None:
 async def test_retention_job_prunes_delivered_events_while_running(
     make_relay: MakeRelay, make_sink: MakeSink
 ) -> None:
-    """With a 1 s replay window and a short retention, the running relay forgets a delivered
+    """With a 1 s replay window and short retentions, the running relay forgets a delivered
     event and its token by itself; a dead letter stays."""
     ok = await make_sink()
     refusing = await make_sink(script=[400])
@@ -73,7 +73,7 @@ async def test_retention_job_prunes_delivered_events_while_running(
         f'  - {{name: all, match: {{tag: null}}, destinations: [{{name: ok, url: "{ok.url}"}}]}}\n'
         f'  - {{name: picky, match: {{tag: "p"}}, destinations: [{{name: refuser, url: '
         f'"{refusing.url}"}}]}}',
-        "replay_window: {past: 1s}\nretention: {delivered: 1ms, interval: 200ms}\n")
+        "replay_window: {past: 1s}\nretention: {delivered: 1ms, interval: 200ms, tokens: 1s}\n")
     assert client.app is not None
     store = client.app[STORE]
     fields = delivered("kept-briefly")

@@ -44,6 +44,9 @@ class NewEvent:
     content_type: str
     received_at: float
     destinations: tuple[tuple[str, float], ...]  # (name, expires_at)
+    #: the token is already in the token memory on purpose (a quarantined push replayed):
+    #: accept the event all the same
+    token_seen: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class QuarantinedPush:
     content_type: str
     problems: str  # JSON list
     received_at: float
+    #: remembered with the push, so the same token cannot come back with repaired fields
+    token: str = ""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 
 from relay import constants as c
+from relay.signature import token_key
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
@@ -129,6 +130,21 @@ MIGRATIONS: list[str] = [
         heartbeat_at DOUBLE PRECISION NOT NULL
     );
     """,
+    # 3: the token memory keeps 16 bytes per token (signature.token_key) for
+    # retention.tokens, not the token's text for the replay window
+    """
+    CREATE TABLE token_memory (
+        key BYTEA PRIMARY KEY,
+        seen_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX token_memory_seen ON token_memory (seen_at);
+    INSERT INTO token_memory
+    SELECT CASE WHEN token ~ '^[0-9a-fA-F]{32}$' THEN decode(token, 'hex')
+                ELSE substring(sha256(convert_to(token, 'UTF8')) FROM 1 FOR 16) END,
+           seen_at
+    FROM tokens ON CONFLICT DO NOTHING;
+    DROP TABLE tokens;
+    """,
 ]
 
 # Heartbeats and the liveness check (_CLAIM, _PENDING_DESTINATIONS) both read the
@@ -145,12 +161,13 @@ ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
 #: its identity is new) its deliveries; the new event's id, or NULL for a duplicate.
 _INGEST = """
 WITH fresh AS (
-    INSERT INTO tokens (token, seen_at) VALUES ($3, $10)
+    INSERT INTO token_memory (key, seen_at) VALUES ($13, $10)
     ON CONFLICT DO NOTHING RETURNING 1
 ), event AS (
     INSERT INTO events (webhook_id, identity, token, product, event, tag, fields, body,
                         content_type, received_at)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE EXISTS (SELECT 1 FROM fresh)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+    WHERE EXISTS (SELECT 1 FROM fresh) OR $14::boolean
     ON CONFLICT (identity) DO NOTHING RETURNING id
 ), owed AS (
     INSERT INTO deliveries (event_id, destination, next_attempt_at, expires_at, updated_at)
@@ -374,18 +391,23 @@ class PostgresStore:
                 _INGEST, event.webhook_id, event.identity, event.token, event.product,
                 event.event, event.tag, event.fields, event.body, event.content_type,
                 event.received_at, [n for n, _ in event.destinations],
-                [e for _, e in event.destinations])
+                [e for _, e in event.destinations], token_key(event.token), event.token_seen)
             return event_id
 
         return await self._write(write)
 
     async def seen(self, token: str, identity: str) -> bool:
         return bool(await self._run(lambda conn: conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM tokens WHERE token = $1)"
-            " OR EXISTS (SELECT 1 FROM events WHERE identity = $2)", token, identity)))
+            "SELECT EXISTS (SELECT 1 FROM token_memory WHERE key = $1)"
+            " OR EXISTS (SELECT 1 FROM events WHERE identity = $2)", token_key(token),
+            identity)))
 
     async def quarantine(self, push: QuarantinedPush) -> int:
         async def write(conn: Connection) -> int:
+            if push.token:
+                await conn.execute("INSERT INTO token_memory (key, seen_at) VALUES ($1, $2)"
+                                   " ON CONFLICT DO NOTHING", token_key(push.token),
+                                   push.received_at)
             return int(await conn.fetchval(
                 "INSERT INTO quarantine (identity, subhook_path, product, fields, body,"
                 " content_type, problems, received_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
@@ -535,7 +557,8 @@ class PostgresStore:
                 "DELETE FROM events e WHERE e.received_at < $1 AND NOT EXISTS ("
                 " SELECT 1 FROM deliveries d WHERE d.event_id = e.id"
                 " AND (d.state <> 'delivered' OR d.updated_at >= $1))", delivered_before)
-            tokens = await conn.execute("DELETE FROM tokens WHERE seen_at < $1", tokens_before)
+            tokens = await conn.execute("DELETE FROM token_memory WHERE seen_at < $1",
+                                        tokens_before)
             await conn.execute(
                 "DELETE FROM instances"
                 " WHERE heartbeat_at < extract(epoch FROM clock_timestamp())::float8 - $1",

@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from relay.signature import token_key
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
@@ -30,7 +31,16 @@ from relay.store.ownership import OwnerLock
 
 T = TypeVar("T")
 
-MIGRATIONS: list[str] = [
+def _token_memory(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE token_memory (key BLOB PRIMARY KEY, seen_at REAL NOT NULL)"
+                 " WITHOUT ROWID")
+    conn.execute("CREATE INDEX token_memory_seen ON token_memory (seen_at)")
+    conn.executemany("INSERT OR IGNORE INTO token_memory VALUES (?, ?)",
+                     ((token_key(t), at) for t, at in conn.execute("SELECT * FROM tokens")))
+    conn.execute("DROP TABLE tokens")
+
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 1: the first schema
     """
     CREATE TABLE events (
@@ -91,6 +101,9 @@ MIGRATIONS: list[str] = [
         note TEXT
     );
     """,
+    # 2: the token memory keeps 16 bytes per token (signature.token_key) for
+    # retention.tokens, not the token's text for the replay window
+    _token_memory,
 ]
 
 
@@ -98,10 +111,21 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
     current = row[0] or 0
-    for version, script in enumerate(MIGRATIONS, start=1):
-        if version > current:
-            conn.executescript(f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({version});"
+    for version, step in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        if isinstance(step, str):
+            conn.executescript(f"BEGIN;\n{step}\nINSERT INTO schema_version VALUES ({version});"
                                "\nCOMMIT;")
+            continue
+        conn.execute("BEGIN")
+        try:
+            step(conn)
+            conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 class SqliteStore:
@@ -228,11 +252,9 @@ class SqliteStore:
 
     async def ingest(self, event: NewEvent) -> int | None:
         def write(conn: sqlite3.Connection) -> int | None:
-            fresh = conn.execute(
-                "INSERT OR IGNORE INTO tokens (token, seen_at) VALUES (?, ?)",
-                (event.token, event.received_at),
-            ).rowcount
-            if not fresh:
+            fresh = conn.execute(_REMEMBER_TOKEN,
+                                 (token_key(event.token), event.received_at)).rowcount
+            if not fresh and not event.token_seen:
                 return None
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO events (webhook_id, identity, token, product, event, tag,"
@@ -255,12 +277,15 @@ class SqliteStore:
 
     async def seen(self, token: str, identity: str) -> bool:
         row = await self._run(lambda conn: conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM tokens WHERE token = ?)"
-            " OR EXISTS (SELECT 1 FROM events WHERE identity = ?)", (token, identity)).fetchone())
+            "SELECT EXISTS (SELECT 1 FROM token_memory WHERE key = ?)"
+            " OR EXISTS (SELECT 1 FROM events WHERE identity = ?)",
+            (token_key(token), identity)).fetchone())
         return bool(row[0])
 
     async def quarantine(self, push: QuarantinedPush) -> int:
         def write(conn: sqlite3.Connection) -> int:
+            if push.token:
+                conn.execute(_REMEMBER_TOKEN, (token_key(push.token), push.received_at))
             conn.execute(
                 "INSERT INTO quarantine (identity, subhook_path, product, fields, body,"
                 " content_type, problems, received_at) VALUES (?,?,?,?,?,?,?,?)"
@@ -384,7 +409,7 @@ class SqliteStore:
             conn.execute("DELETE FROM deliveries WHERE event_id IN (SELECT id FROM prune_ids)")
             events = conn.execute(
                 "DELETE FROM events WHERE id IN (SELECT id FROM prune_ids)").rowcount
-            tokens = conn.execute("DELETE FROM tokens WHERE seen_at < ?",
+            tokens = conn.execute("DELETE FROM token_memory WHERE seen_at < ?",
                                   (tokens_before,)).rowcount
             return events, tokens
 
@@ -415,6 +440,8 @@ def _claim(conn: sqlite3.Connection, destination: str, limit: int, owner: str,
     rows = conn.execute(_CLAIMED.format(marks=marks), ids).fetchall()
     return [ClaimedDelivery(*row) for row in rows]
 
+
+_REMEMBER_TOKEN = "INSERT OR IGNORE INTO token_memory (key, seen_at) VALUES (?, ?)"  # noqa: S105
 
 _BACKLOG = (
     "SELECT d.destination, count(*), min(e.received_at) FROM deliveries d"
