@@ -13,9 +13,8 @@ from typing import Any
 
 import aiohttp
 import yarl
-from aiohttp import web
 
-from relay import docs2schema, operations
+from relay import docs2schema, operations, serving
 from relay.app import create_app
 from relay.constants import canonical_event
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
@@ -171,12 +170,13 @@ def serve(path: Path) -> int:
     if settings.tls_cert and settings.tls_key:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    limits = settings.limits
     try:
-        web.run_app(create_app(runtime), sock=sockets, ssl_context=context,
-                    shutdown_timeout=15.0, print=None, loop=_event_loop(),
-                    handler_cancellation=False, access_log=None,
-                    max_line_size=settings.limits.max_header_size,
-                    max_field_size=settings.limits.max_header_size)
+        serving.run(create_app(runtime), sockets, _event_loop(), ssl_context=context,
+                    max_connections=limits.max_connections, shutdown_timeout=15.0,
+                    handler_cancellation=False, keepalive_timeout=limits.idle_timeout,
+                    max_line_size=limits.max_header_size,
+                    max_field_size=limits.max_header_size)
     except StoreUnavailable as exc:
         print(f"serve: store unavailable: {redact_text(str(exc), settings.store)}",
               file=sys.stderr)

@@ -104,8 +104,14 @@ class Limits:
     max_header_size: int = 8190
     max_fields: int = 200
     read_timeout: float = 10.0
-    #: pushes handled at once; more are shed with 503 so memory and latency stay bounded
+    #: verified pushes being stored at once; more are shed with 503 (memory and latency)
     max_in_progress: int = 256
+    #: open connections over both listeners; more are closed as soon as they are accepted
+    max_connections: int = 1024
+    #: a connection that sends no complete request this long is closed
+    idle_timeout: float = 15.0
+    #: bytes of bodies being read (not yet verified) held at once; more: 503 at once
+    max_buffered: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -375,6 +381,9 @@ class _Builder:
             max_fields=raw.get("max_fields", base.max_fields),
             read_timeout=self.duration(raw, "read_timeout", ("limits",), base.read_timeout),
             max_in_progress=raw.get("max_in_progress", base.max_in_progress),
+            max_connections=raw.get("max_connections", base.max_connections),
+            idle_timeout=self.duration(raw, "idle_timeout", ("limits",), base.idle_timeout),
+            max_buffered=parse_size(raw.get("max_buffered", base.max_buffered)),
         )
 
 

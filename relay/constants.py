@@ -20,6 +20,10 @@ SCHEMA_ID_BASE = "https://subhook-relay.invalid/schemas/"
 #: File name of the config schema inside the bundled schema folder.
 CONFIG_SCHEMA_FILE = "config.schema.json"
 
+#: Retry-After (seconds) of a 503: shed under load, and the store failing.
+RETRY_AFTER_OVERLOADED = "1"
+RETRY_AFTER_STORE = "5"
+
 #: Names the config file when a command is given no ``--config`` (the Docker image sets it).
 CONFIG_ENV = "RELAY_CONFIG"
 

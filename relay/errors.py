@@ -13,7 +13,8 @@
           ├── ReadTimedOut      408: the body did not arrive within limits.read_timeout
           ├── PayloadTooLarge   413: body over the limit
           ├── UnsupportedMediaType 415
-          └── EventInvalid      422: unknown event, or the schema rejects the fields
+          ├── EventInvalid      422: unknown event, or the schema rejects the fields
+          └── Overloaded        503: too much in progress; SUBMAIL re-pushes later
 
 Foreign exceptions (yaml, jsonschema, aiohttp, sqlite3) are translated at the module that
 touches them, always with ``raise ... from exc``.
@@ -91,3 +92,8 @@ class ReadTimedOut(PushRejected):
 class NotAllowed(PushRejected):
     status = 403
     code = "forbidden"
+
+
+class Overloaded(PushRejected):
+    status = 503
+    code = "overloaded"

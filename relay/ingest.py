@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from http import HTTPStatus
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
@@ -20,9 +21,11 @@ from aiohttp import web
 
 from relay import pushes
 from relay.config import Destination, Settings, Subhook
+from relay.constants import RETRY_AFTER_OVERLOADED, RETRY_AFTER_STORE
 from relay.errors import (
     EventInvalid,
     NotAllowed,
+    Overloaded,
     PayloadTooLarge,
     PushRejected,
     ReadTimedOut,
@@ -47,8 +50,17 @@ def problem(status: int, code: str, problems: list[str]) -> web.Response:
                              status=status)
 
 
-async def read_body(request: web.Request, limit: int, within: float) -> bytes:
-    """The whole body, refused when over ``limit`` bytes or slower than ``within`` seconds."""
+@dataclass
+class Buffered:
+    """Bytes of bodies being read, not yet verified, over every request."""
+
+    held: int = 0
+
+
+async def read_body(request: web.Request, limit: int, within: float, buffered: Buffered,
+                    budget: int) -> bytes:
+    """The whole body, refused when over ``limit`` bytes or slower than ``within`` seconds,
+    or 503 when the bodies being read at once would hold more than ``budget`` bytes."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge([f"body of {request.content_length} bytes is over {limit}"])
     chunks, size = [], 0
@@ -56,11 +68,17 @@ async def read_body(request: web.Request, limit: int, within: float) -> bytes:
         async with asyncio.timeout(within):
             async for chunk in request.content.iter_any():
                 size += len(chunk)
+                buffered.held += len(chunk)
                 if size > limit:
                     raise PayloadTooLarge([f"body is over {limit} bytes"])
+                if buffered.held > budget:
+                    raise Overloaded([f"bodies being read hold over {budget} bytes "
+                                      "(limits.max_buffered); retry later"])
                 chunks.append(chunk)
     except TimeoutError as exc:
         raise ReadTimedOut([f"body not received within {within:g}s"]) from exc
+    finally:
+        buffered.held -= size
     return b"".join(chunks)
 
 
@@ -155,6 +173,7 @@ class Ingest:
     metrics: Metrics
     on_accepted: Callable[[], None]  # wakes the delivery worker
     in_progress: int = 0
+    buffered: Buffered = field(default_factory=Buffered)
     refusals: Throttle = field(default_factory=Throttle)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -169,23 +188,16 @@ class Ingest:
                 f"a SUBHOOK takes {', '.join(PUSH_METHODS)}, not {request.method}"])
             response.headers["Allow"] = ", ".join(PUSH_METHODS)
             return response
-        if self.in_progress >= settings.limits.max_in_progress:
-            # Shed before reading the body: a 503 costs little and SUBMAIL re-pushes later,
-            # where queueing without limit would cost memory and every push's latency.
-            self.metrics.received(subhook.product, "", "overloaded", time.monotonic() - started)
-            response = problem(503, "overloaded", [
-                f"{self.in_progress} pushes are being handled (limits.max_in_progress); "
-                "retry later"])
-            response.headers["Retry-After"] = "1"
-            return response
-        self.in_progress += 1
         product, event, outcome = subhook.product, "", "error"
         try:
             response, event, outcome = await self._receive(request, settings, schemas, subhook)
         except PushRejected as exc:
             outcome = exc.code
             response = problem(exc.status, exc.code, exc.problems)
-            self._log_refusal(subhook.path, exc)
+            if exc.status == HTTPStatus.SERVICE_UNAVAILABLE:
+                response.headers["Retry-After"] = RETRY_AFTER_OVERLOADED
+            else:
+                self._log_refusal(subhook.path, exc)
         except StoreUnavailable as exc:
             count = self.refusals.let(("store", 503), time.monotonic())
             if count is not None:
@@ -195,23 +207,25 @@ class Ingest:
             outcome = "store_unavailable"
             response = problem(503, "store_unavailable", ["the event could not be stored; "
                                                           "retry later"])
-            response.headers["Retry-After"] = "5"
+            response.headers["Retry-After"] = RETRY_AFTER_STORE
         except Exception:
             # A bug must not cost SUBMAIL's receipt: 500 makes it re-push later.
             log.exception("unexpected error handling a push to %s", request.path)
             outcome = "internal_error"
             response = problem(500, "internal_error", ["unexpected error; see the relay log"])
-        finally:
-            self.in_progress -= 1
         self.metrics.received(product, event, outcome, time.monotonic() - started)
         return response
 
     async def _receive(self, request: web.Request, settings: Settings, schemas: EventSchemas,
                        subhook: Subhook) -> tuple[web.Response, str, str]:
+        """Read and verify without a slot (a slow or forged push holds only its connection
+        and the bytes it sent, within ``limits.max_buffered``); then validate and store
+        holding one of ``limits.max_in_progress`` slots, which only signed pushes reach."""
         check_address(request, subhook, settings)
         limits = settings.limits
         body = b"" if request.method == "GET" else await read_body(
-            request, limits.max_body_size, limits.read_timeout)
+            request, limits.max_body_size, limits.read_timeout, self.buffered,
+            limits.max_buffered)
         content_type = request.headers.get("Content-Type", "")
         # The query exactly as sent, decoded once by the form reader (yarl's query_string
         # is already percent-decoded: reading it again altered "100%2541" into "100A").
@@ -223,6 +237,21 @@ class Ingest:
         pushes.refuse_float_integers(fields, schemas.integer_fields(subhook.product))
         if request.method == "GET":
             body, content_type = query.encode(), pushes.FORM
+        if self.in_progress >= limits.max_in_progress:
+            # Shed rather than queue: SUBMAIL re-pushes later, where queueing without limit
+            # would cost memory and every push's latency.
+            raise Overloaded([f"{self.in_progress} pushes are being stored "
+                              "(limits.max_in_progress); retry later"])
+        self.in_progress += 1
+        try:
+            return await self._store(settings, schemas, subhook, fields, body, content_type,
+                                     now)
+        finally:
+            self.in_progress -= 1
+
+    async def _store(self, settings: Settings, schemas: EventSchemas, subhook: Subhook,
+                     fields: dict[str, Any], body: bytes, content_type: str,
+                     now: float) -> tuple[web.Response, str, str]:
         try:
             event = schemas.validate(subhook.product, fields)
         except EventInvalid as exc:
