@@ -366,6 +366,7 @@ def queue_depth(base: str) -> int:
 def populate(db: Path, delivered_rows: int) -> float:
     """Fill a store with ``delivered_rows`` delivered deliveries (two per event) and their
     attempts and tokens, through the relay's own migrations."""
+    from relay.signature import token_key
     from relay.store.sqlite import _migrate
 
     started = time.monotonic()
@@ -378,10 +379,11 @@ def populate(db: Path, delivered_rows: int) -> float:
     conn.execute("BEGIN")
     for first in range(0, events, 50_000):
         ids = range(first + 1, min(events, first + 50_000) + 1)
-        conn.executemany("INSERT INTO tokens VALUES (?, ?)", ((f"old{i:028x}", now) for i in ids))
+        conn.executemany("INSERT INTO token_memory VALUES (?, ?)",
+                         ((token_key(f"{i:032x}"), now) for i in ids))
         conn.executemany(
             "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            ((i, f"msg_{i:032x}", f"id{i:062x}", f"old{i:028x}", "sms", "delivered", None,
+            ((i, f"msg_{i:032x}", f"id{i:062x}", f"{i:032x}", "sms", "delivered", None,
               f'{{"events":"delivered","send_id":"{i:032x}"}}', body,
               "application/x-www-form-urlencoded", now) for i in ids))
         conn.executemany(

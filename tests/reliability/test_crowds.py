@@ -1,4 +1,4 @@
-"""Hostile neighbours on the edge port, against a real `relay serve` process: trickling
+"""Hostile neighbours on the edge port (crowds of slow and idle connections), against a real
 bodies and idle connections must not starve SUBMAIL's pushes or grow memory without bound.
 """
 
