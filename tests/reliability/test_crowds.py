@@ -1,5 +1,6 @@
-"""Hostile neighbours on the edge port (crowds of slow and idle connections), against a real
-bodies and idle connections must not starve SUBMAIL's pushes or grow memory without bound.
+"""Hostile neighbours on the edge port, against a real `relay serve` process: crowds of
+trickling bodies and idle connections must not starve SUBMAIL's pushes or grow memory
+without bound.
 """
 
 from __future__ import annotations
