@@ -22,13 +22,16 @@ from relay.config import Destination, Settings
 from relay.delivery import Outcome, send
 from relay.health import DestinationHealth
 from relay.metrics import Metrics
-from relay.store import AttemptRecord, ClaimedDelivery, Store
+from relay.store import AttemptRecord, ClaimedDelivery, Store, StoreUnavailable
 from relay.store.base import DeliveryState
 
 log = logging.getLogger("relay.worker")
 
 #: How often the worker looks for deliveries to destinations no config names any more.
 ORPHAN_CHECK_S = 5.0
+#: Waits between tries to record an attempt while the store cannot write.
+RECORD_RETRY_MIN_S = 0.1
+RECORD_RETRY_MAX_S = 5.0
 
 
 def decide(delivery: ClaimedDelivery, destination: Destination, attempt: int,
@@ -141,13 +144,30 @@ class Worker:
             outcome = await send(self._session, delivery, destination, attempt)
             record = decide(delivery, destination, attempt, outcome, time.time())
             self.metrics.attempt(destination.name, outcome, record.state)
-            await self.store.record([record])
+            await self._record(record)
             self.health.observe(destination.name, delivery.webhook_id, record)
         except Exception:
             log.exception("delivery %s to %s failed to record", delivery.id, destination.name)
         finally:
             self.in_flight[destination.name] -= 1
             self._wake.set()
+
+    async def _record(self, record: AttemptRecord) -> None:
+        """Record an attempt that was made, retrying while the store cannot write (full,
+        read-only): left unrecorded, the delivery would stay leased and be sent again once
+        the lease ran out. Gives up only when stopping (then the lease decides)."""
+        delay = RECORD_RETRY_MIN_S
+        while True:
+            try:
+                await self.store.record([record])
+                return
+            except StoreUnavailable as exc:
+                if self._stopping:
+                    raise
+                log.warning("could not record attempt %d of delivery %d (retrying in %.1fs): "
+                            "%s", record.attempt, record.delivery_id, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECORD_RETRY_MAX_S)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming, let deliveries in flight finish (up to ``grace``), release leases."""
@@ -162,6 +182,12 @@ class Worker:
                 task.cancel()
         if self._loop_task is not None:
             await self._loop_task
-        released = await self.store.release(self.owner)
+        try:
+            released = await self.store.release(self.owner)
+        except StoreUnavailable as exc:
+            # Stopping must not fail for it: the leases run out (or, on PostgreSQL, die with
+            # this instance's heartbeat) and the rows are claimed again.
+            log.warning("could not release leased deliveries at stop: %s", exc)
+            return
         if released:
             log.info("released %d leased deliveries", released)

@@ -199,10 +199,15 @@ def relay_config(routes: str, extra: str = "", store: str = "relay.db") -> str:
 async def make_relay(
     tmp_path: Path, aiohttp_client: Any
 ) -> Callable[..., Awaitable[TestClient[Any, Any]]]:
-    """Factory: a relay app on a real SQLite file, driven through a real HTTP client."""
+    """Factory: a relay app on a real SQLite file, driven through a real HTTP client; each
+    relay made in one test has its own file (one relay serves one file)."""
+    made = 0
+
     async def make(routes: str, extra: str = "") -> TestClient[Any, Any]:
+        nonlocal made
+        made += 1
         path = tmp_path / "relay.yaml"
-        db = tmp_path / "relay.db"
+        db = tmp_path / ("relay.db" if made == 1 else f"relay{made}.db")
         path.write_text(relay_config(routes, extra, store=str(db)), encoding="utf-8")
         runtime = Runtime.load(path)
         client: TestClient[Any, Any] = await aiohttp_client(create_app(runtime))
@@ -251,3 +256,24 @@ async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
     yield start
     for relay in started:
         relay.stop()
+
+
+# -- waiting on conditions, not on the clock ---------------------------------------------
+from relay.app import STORE, WORKER  # noqa: E402
+
+
+async def wait_settled(client: Client, within: float = 10.0) -> tuple[int, int]:
+    """Wait until the in-process relay's store holds no pending delivery (each one delivered
+    or dead) and its worker has no attempt in flight: from then on it sends nothing more, so
+    what a service received is final. Returns the store's (pending, dead) counts."""
+    assert client.app is not None
+    store, worker = client.app[STORE], client.app[WORKER]
+    deadline = time.monotonic() + within
+    while True:
+        pending, dead = await store.counts()
+        in_flight = sum(worker.in_flight.values())
+        if pending == 0 and in_flight == 0:
+            return pending, dead
+        assert time.monotonic() < deadline, (
+            f"deliveries not settled: {pending} pending, {in_flight} attempts in flight")
+        await asyncio.sleep(0.02)

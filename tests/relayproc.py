@@ -152,3 +152,37 @@ async def wait_until(check: Callable[[], bool], within: float, what: str) -> Non
     while not check():
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.1)
+
+
+# -- waiting on conditions, not on the clock ---------------------------------------------
+import sqlite3  # noqa: E402
+
+
+async def wait_until_async(check: Callable[[], Awaitable[bool]], within: float,
+                           what: str) -> None:
+    """wait_until for a check that has to await (a store, an HTTP endpoint)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
+
+
+def wait_until_blocking(check: Callable[[], bool], within: float, what: str) -> None:
+    """wait_until for synchronous tests, which have no event loop to yield to."""
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def delivery_states(db: Path) -> dict[str, int]:
+    """How many deliveries a relay's SQLite file holds in each state (pending, delivered,
+    dead), read from the file while the relay runs. A claimed delivery stays pending until
+    its outcome is recorded, after the service answered, so no pending row means nothing
+    is in flight and nothing more will be sent."""
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        rows = conn.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall()
+    finally:
+        conn.close()
+    return {str(state): int(count) for state, count in rows}

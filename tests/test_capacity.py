@@ -34,7 +34,8 @@ def ingest_of(client: Client) -> Ingest:
     raise AssertionError("no route is handled by an Ingest")
 
 
-async def trickle(host: str, port: int | None, sent: bytes, length: int = 1000) -> asyncio.StreamWriter:
+async def trickle(host: str, port: int | None, sent: bytes,
+                  length: int = 1000) -> asyncio.StreamWriter:
     """A connection that sent its headers and ``sent`` of a ``length``-byte body."""
     assert port is not None
     _, writer = await asyncio.open_connection(host, port)

@@ -59,7 +59,10 @@ async def test_sighup_reload_and_refused_edit(
                      "not routed after reload")
     relay.config.write_text("subhooks: {broken", encoding="utf-8")
     relay.proc.send_signal(signal.SIGHUP)
-    await asyncio.sleep(0.5)
+    # The SIGHUP is handled once the refusal is logged (or the process is gone).
+    await wait_until(lambda: "config reload refused" in relay.log.read_text()
+                     or relay.proc is None or relay.proc.poll() is not None, 10,
+                     "the broken config was never read")
     assert relay.proc.poll() is None
     assert await generation() == 2
     await push_many(relay.url, 100, 3, acked)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 
 from relay import constants as c
+from relay.redact import redact_text, redact_url
 from relay.signature import token_key
 from relay.store.base import (
     AttemptRecord,
@@ -257,14 +258,6 @@ class PostgresStore:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _where(self) -> str:
-        """The URL without its password, for error messages."""
-        head, sep, tail = self.url.partition("@")
-        if not sep:
-            return self.url
-        scheme, _, credentials = head.partition("://")
-        return f"{scheme}://{credentials.split(':', 1)[0]}@{tail}"
-
     async def _run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         if self._pool is None:
             raise StoreUnavailable("store is closed")
@@ -333,8 +326,8 @@ class PostgresStore:
             if self._pool is not None:
                 await self._pool.close()
                 self._pool = None
-            raise StoreUnavailable(f"cannot open {self._where()}: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+            raise StoreUnavailable(redact_text(f"cannot open {redact_url(self.url)}: "
+                                               f"{type(exc).__name__}: {exc}", self.url)) from exc
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="relay-heartbeat")
 
     async def close(self) -> None:

@@ -184,7 +184,10 @@ class SqliteStore:
             except (sqlite3.Error, ValueError, OverflowError, TypeError) as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except RuntimeError as exc:  # the executor is shut down: the store was closed
+            raise StoreUnavailable("store is closed") from exc
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` inside the next grouped transaction; return after its commit."""

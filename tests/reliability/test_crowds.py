@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import signed
-from relayproc import Relay, free_port, subhooks_yaml
+from relayproc import Relay, free_port, subhooks_yaml, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -72,8 +72,7 @@ async def test_500_trickling_connections_do_not_starve_real_pushes(tmp_path: Pat
     peak = rss_mb(relay.proc.pid)
     slowest = 0.0
     try:
-        while opened[0] < 500:
-            await asyncio.sleep(0.05)  # waits for the crowd to connect; decides nothing
+        await wait_until(lambda: opened[0] >= 500, 30, "the crowd never connected")
         async with aiohttp.ClientSession() as session:
             for n in range(50):
                 started = time.monotonic()

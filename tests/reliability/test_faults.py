@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import MakeRelay, MakeSink, signed
+from conftest import MakeRelay, MakeSink, signed, wait_settled
 from relayproc import (
     MakeFlaky,
     Relay,
@@ -59,6 +59,8 @@ async def test_sigkill_at_random_moments_loses_nothing(
         relay = await start_relay(one_route(flaky_url, steady_url) if round_ == 0 else None)
         before = len(acked)
         pushing = asyncio.create_task(push_many(relay.url, round_ * 100_000, 20_000, acked))
+        # The kill's random moment, not a wait for an outcome; the assertion below checks
+        # that it landed while pushes were still being acknowledged.
         await asyncio.sleep(random.uniform(0.2, 1.0))
         assert relay.signal(signal.SIGKILL) == -signal.SIGKILL
         await pushing
@@ -82,7 +84,7 @@ async def test_sigterm_under_load_loses_nothing_and_releases_leases(
     relay = await start_relay(one_route(url))
     acked: set[str] = set()
     pushing = asyncio.create_task(push_many(relay.url, 0, 20_000, acked))
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the stop's moment, under load; checked below: mid-stream
     assert relay.signal(signal.SIGTERM) == 0
     await pushing
     assert 0 < len(acked) < 20_000
@@ -110,7 +112,7 @@ class Outage:
             if self.mode == "503":
                 return web.Response(status=503)
             if self.mode == "hang":
-                await asyncio.sleep(2)
+                await asyncio.sleep(2)  # holds the answer past the relay's 300 ms timeout
                 return web.Response(status=503)
             self.accepted.setdefault(body["send_id"], time.monotonic())
             return web.Response(text="ok")
@@ -146,7 +148,7 @@ async def test_destination_outage_backs_off_and_never_delays_others(
                                         data=_delivered(send_id)) as response:
                     assert response.status == 200
                 sent[send_id] = time.monotonic()
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # paces the pushes, ten a second through each phase
 
         await push_for(1.5)            # port closed
         await outage.open()
@@ -237,7 +239,8 @@ async def test_store_that_cannot_write_answers_503_then_recovers(
     for fields in refused:
         assert (await client.post("/subhook/sms", data=fields)).status == 200
     await sink.wait_for(61)
-    await asyncio.sleep(0.3)
+    # Every delivery delivered or dead in the store, none in flight: no copy can still come.
+    await wait_settled(client)
     assert sorted(r.json()["send_id"] for r in sink.received) == \
         sorted(["warm"] + [str(f["send_id"]) for f in pushes])
 
@@ -284,7 +287,7 @@ async def test_full_disk_answers_503_then_recovers(tmp_path: Path, make_sink: Ma
                             break
                         assert response.status == 503
                     assert time.monotonic() < deadline, shutil.disk_usage(mount)
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.1)  # SUBMAIL's re-push pace; a loop with a deadline
         await sink.wait_for(400, within=30)
         assert sorted({r.json()["send_id"] for r in sink.received}) == \
             sorted(f"d-{i}" for i in range(400))
