@@ -13,6 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from relay import constants as c
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A destination's (or the global) retry settings."""
+
+    max_attempts: int = c.DEFAULT_MAX_ATTEMPTS
+    initial_delay: float = c.DEFAULT_INITIAL_DELAY_S
+    max_delay: float = c.DEFAULT_MAX_DELAY_S
+    max_age: float = c.DEFAULT_MAX_AGE_S
+
 
 @dataclass(frozen=True)
 class Decision:

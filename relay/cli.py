@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from relay import commands, version
-from relay.constants import CONFIG_ENV, PRODUCTS
+from relay.constants import CONFIG_ENV
+from relay.products import PRODUCTS
 from relay.push import CONTENT_TYPES
 
 
@@ -62,7 +63,7 @@ def _add_trying(sub: Any) -> None:
     """The commands for trying a deployment: push and sink."""
     push = sub.add_parser("push", help="send a correctly signed sample push to a URL")
     push.add_argument("url")
-    push.add_argument("--product", required=True, choices=PRODUCTS)
+    push.add_argument("--product", required=True, choices=sorted(PRODUCTS))
     push.add_argument("--event", required=True)
     signing = push.add_mutually_exclusive_group(required=True)
     signing.add_argument("--key", help="the SUBHOOK key to sign with")

@@ -16,9 +16,9 @@ import yarl
 
 from relay import docs2schema, operations, serving
 from relay.app import create_app
-from relay.constants import canonical_event
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.logs import configure
+from relay.products import canonical_event
 from relay.push import parse_field, sample_fields, send_push
 from relay.redact import redact_text, redact_url
 from relay.routing import EventKey, destinations_for, explain

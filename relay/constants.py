@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-#: The SUBMAIL products a SUBHOOK can belong to.
-PRODUCTS: tuple[str, ...] = ("sms", "internationalsms", "mms")
-
-#: SUBMAIL spells the event ``unknown`` as ``unkown`` in several docs; both are one event.
-EVENT_ALIASES: dict[str, str] = {"unkown": "unknown"}
-
 #: Fields SUBMAIL adds to every push that are not part of the event itself.
 SIGNING_FIELDS: tuple[str, ...] = ("token", "signature")
 
@@ -55,7 +49,3 @@ DEFAULT_INSTANCE_DEAD_AFTER_S = 15.0
 INSTANCE_FORGET_AFTER_S = 86400.0
 
 
-
-def canonical_event(name: str) -> str:
-    """The one name of an event, whatever SUBMAIL's spelling."""
-    return EVENT_ALIASES.get(name, name)

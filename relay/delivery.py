@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from relay.backoff import parse_retry_after
-from relay.config import Destination
 from relay.constants import SIGNING_FIELDS
+from relay.routing import Destination
 from relay.store import ClaimedDelivery
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})

@@ -27,14 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relay.constants import (
-    EVENT_ALIASES,
-    JSON_SCHEMA_DIALECT,
-    PRODUCTS,
-    SCHEMA_ID_BASE,
-    canonical_event,
-)
+from relay.constants import JSON_SCHEMA_DIALECT, SCHEMA_ID_BASE
 from relay.errors import DocParseError
+from relay.products import EVENT_ALIASES, PRODUCTS, canonical_event
 
 DOC_SUFFIXES = (".md", ".txt")
 

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from relay import pushes
-from relay.config import Destination, Settings, Subhook
+from relay.config import Settings, Subhook
 from relay.constants import RETRY_AFTER_OVERLOADED, RETRY_AFTER_STORE
 from relay.errors import (
     EventInvalid,
@@ -34,7 +34,8 @@ from relay.errors import (
 )
 from relay.logs import Throttle
 from relay.metrics import Metrics
-from relay.routing import EventKey, destinations_for
+from relay.products import PRODUCTS
+from relay.routing import Destination, EventKey, destinations_for
 from relay.runtime import Runtime
 from relay.schemas import EventSchemas
 from relay.signature import verify
@@ -265,11 +266,11 @@ class Ingest:
             return web.json_response({"status": "duplicate"}), event, "duplicate"
         self.on_accepted()
         if log.isEnabledFor(logging.DEBUG):  # one line per push costs ~15% of ingest at load
-            address = fields.get("address")
-            shown = "-" if not address else (
-                pushes.mask_phone(str(address)) if settings.mask_phone_numbers else address)
-            log.debug("accepted %s %s id=%s address=%s -> %s", subhook.product, event,
-                      record.webhook_id, shown,
+            contact = PRODUCTS[subhook.product].masked(fields) \
+                if settings.mask_phone_numbers else fields.get(
+                    PRODUCTS[subhook.product].contact_field or "")
+            log.debug("accepted %s %s id=%s contact=%s -> %s", subhook.product, event,
+                      record.webhook_id, contact or "-",
                       ",".join(d.name for d in destinations) or "(no route)")
         return web.json_response({"status": "accepted", "webhook_id": record.webhook_id,
                                   "destinations": [d.name for d in destinations]}), event, \

@@ -11,25 +11,23 @@ from relay.config import Settings
 from relay.constants import SIGNING_FIELDS
 from relay.errors import EventInvalid
 from relay.ingest import build_event
-from relay.pushes import mask_phone
+from relay.products import masked_fields
 from relay.runtime import Runtime
 from relay.store import Store
 
 
-def shown_fields(stored: str) -> dict[str, Any]:
+def shown_fields(product: str, stored: str) -> dict[str, Any]:
     """An event's fields as operators see them: an object, without SUBMAIL's token and
-    signature (a credential), the phone number masked."""
-    fields = {k: v for k, v in json.loads(stored).items() if k not in SIGNING_FIELDS}
-    if isinstance(fields.get("address"), str | int):
-        fields["address"] = mask_phone(str(fields["address"]))
-    return fields
+    signature (a credential), the contact masked."""
+    return masked_fields(product, {k: v for k, v in json.loads(stored).items()
+                                   if k not in SIGNING_FIELDS})
 
 
 async def dead_letters(store: Store) -> list[dict[str, Any]]:
     """Every dead letter with every attempt (status, duration, error)."""
     rows = await store.dead_letters()
     for row in rows:
-        row["fields"] = shown_fields(row["fields"])
+        row["fields"] = shown_fields(row["product"], row["fields"])
         row["attempts"] = await store.attempts(row["id"])
     return rows
 
@@ -57,7 +55,7 @@ async def quarantined(store: Store) -> list[dict[str, Any]]:
     rows = await store.quarantined()
     for row in rows:
         row.pop("body", None)
-        row["fields"] = shown_fields(row["fields"])
+        row["fields"] = shown_fields(row["product"], row["fields"])
     return rows
 
 

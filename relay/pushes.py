@@ -1,4 +1,4 @@
-"""What a SUBHOOK push is made of: reading bodies, identity, masking. Pure functions.
+"""What a SUBHOOK push is made of: reading bodies, identity. Pure functions.
 
 SUBMAIL sends one flat event per request, as a form, JSON, multipart form or (older docs)
 text/plain, or as GET query parameters. Every reader returns the fields in the order they
@@ -230,25 +230,3 @@ def identity(product: str, fields: Mapping[str, Any]) -> str:
 
 def webhook_id(event_identity: str) -> str:
     return "msg_" + event_identity[:32]
-
-
-_DIGITS = re.compile(r"\d")
-
-
-def mask_phone(value: str) -> str:
-    """``13812345678`` → ``138****5678``: enough to tell numbers apart in logs, no more.
-
-    Shorter numbers show less: the last four digits from eight digits on, the last two
-    from five, nothing below that. Characters other than digits are kept.
-    """
-    digits = len(_DIGITS.findall(value))
-    keep_head = 3 if digits >= 11 else 0
-    keep_tail = 4 if digits >= 8 else 2 if digits > 4 else 0
-    out, seen = [], 0
-    for ch in value:
-        if ch.isdigit():
-            seen += 1
-            out.append(ch if seen <= keep_head or seen > digits - keep_tail else "*")
-        else:
-            out.append(ch)
-    return "".join(out)

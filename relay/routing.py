@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
-from relay.constants import canonical_event
-
-if TYPE_CHECKING:
-    from relay.config import Destination, Route
+from relay import constants as c
+from relay.backoff import RetryPolicy
+from relay.products import canonical_event
 
 
 @lru_cache(maxsize=4096)
@@ -44,6 +42,28 @@ class Match:
     product: tuple[str, ...] | None = None
     event: tuple[str, ...] | None = None
     tag: tuple[str | None, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    url: str
+    secret: str | None = field(default=None, repr=False)
+    timeout: float = c.DEFAULT_TIMEOUT_S
+    format: str = "json"
+    #: keep SUBMAIL's token and signature in the forwarded JSON body (off: they are a
+    #: credential for ever, SPEC 16)
+    include_signature: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    max_in_flight: int = c.DEFAULT_MAX_IN_FLIGHT
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    match: Match
+    destinations: tuple[Destination, ...]
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from operator import attrgetter
 from pathlib import Path
 
 from relay.config import Settings, load_config
-from relay.constants import EVENT_ALIASES, PRODUCTS
 from relay.errors import ConfigError, SchemaLoadError
 from relay.logs import configure
+from relay.products import EVENT_ALIASES, PRODUCTS
 from relay.routing import EventKey, destinations_for, glob_match
 from relay.schemas import EventSchemas
 

@@ -26,8 +26,8 @@ import jsonschema
 from jsonschema.exceptions import ValidationError
 
 import relay
-from relay.constants import canonical_event
 from relay.errors import EventInvalid, SchemaLoadError
+from relay.products import canonical_event
 
 _INTEGER_LIKE_MESSAGE = "must be an integer or a string of digits"
 

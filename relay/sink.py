@@ -22,20 +22,13 @@ from aiohttp import web
 
 from relay import delivery as wire
 from relay.errors import PushRejected
-from relay.pushes import mask_phone, read_push
+from relay.products import mask
+from relay.pushes import read_push
 
 DEFAULT_LISTEN = "127.0.0.1:9001"
 TOLERANCE = 300  # seconds either side of now, as the Standard Webhooks libraries allow
 SHOWN = 120  # longest value printed, in characters
 _PLAIN = re.compile(r"[^\s\"'\\=]+")
-
-
-def mask_contact(value: str) -> str:
-    """``13800138000`` → ``138****8000``, ``li@submail.cn`` → ``l***@submail.cn``."""
-    local, at, domain = value.rpartition("@")
-    if not at:
-        return mask_phone(value)
-    return (local[0] if len(local) > 1 else "") + "***@" + domain
 
 
 def show(value: object) -> str:
@@ -105,7 +98,7 @@ def create_sink_app(secret: str | None, out: TextIO) -> web.Application:
             + show(headers.get(wire.H_EVENT) or fields.get("events")),
             show(headers.get(wire.H_ID)),
             "attempt=" + show(headers.get(wire.H_ATTEMPT)),
-            "contact=" + show(mask_contact(str(contact)) if contact else None),
+            "contact=" + show(mask(str(contact)) if contact else None),
         ]
         problem = None if secret is None else verify(secret, headers, body, time.time())
         if secret is not None:

@@ -18,10 +18,11 @@ from collections.abc import Callable
 import aiohttp
 
 from relay.backoff import next_attempt
-from relay.config import Destination, Settings
+from relay.config import Settings
 from relay.delivery import Outcome, send
 from relay.health import DestinationHealth
 from relay.metrics import Metrics
+from relay.routing import Destination
 from relay.store import AttemptRecord, ClaimedDelivery, Store, StoreUnavailable
 from relay.store.base import DeliveryState
 

@@ -4,8 +4,8 @@ import base64
 import hashlib
 import hmac
 
-from relay.config import Destination
 from relay.delivery import build_request, classify, standard_webhook_signature
+from relay.routing import Destination
 from relay.store import ClaimedDelivery
 
 

@@ -12,7 +12,7 @@ from conftest import KEYS, Client, MakeRelay, MakeSink, signed, wait_settled
 
 from relay import docs2schema
 from relay.app import RUNTIME, STORE
-from relay.constants import canonical_event
+from relay.products import canonical_event
 
 
 def body_for(fields: dict[str, Any], kind: str) -> tuple[bytes | aiohttp.FormData, dict[str, str]]:

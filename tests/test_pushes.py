@@ -5,7 +5,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from relay.errors import BadPush, UnsupportedMediaType
-from relay.pushes import identity, mask_phone, read_push
+from relay.pushes import identity, read_push
 
 
 def test_readers_agree_across_content_types() -> None:
@@ -59,16 +59,6 @@ def test_identity_ignores_token_signature_and_value_types() -> None:
     assert identity("sms", base) == identity("sms", same)
     assert identity("sms", base) != identity("mms", base)
     assert identity("sms", base) != identity("sms", {**base, "send_id": "s2"})
-
-
-def test_phone_masking() -> None:
-    """Keep the first three and last four digits at most; short numbers vanish entirely."""
-    assert mask_phone("13812345678") == "138****5678"
-    assert mask_phone("+8613812345678") == "+861******5678"
-    assert mask_phone("138 1234 5678") == "138 **** 5678"
-    assert mask_phone("12345678") == "****5678"
-    assert mask_phone("12345") == "***45"
-    assert mask_phone("1234") == "****"
 
 
 def test_json_surrogates_and_constants_are_refused() -> None:

@@ -5,8 +5,16 @@ import fnmatch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.config import Destination, Route
-from relay.routing import EventKey, Match, destinations_for, explain, glob_match, matches
+from relay.routing import (
+    Destination,
+    EventKey,
+    Match,
+    Route,
+    destinations_for,
+    explain,
+    glob_match,
+    matches,
+)
 
 ALPHABET = "ab-_.*?"
 words = st.text(alphabet="ab-_.", max_size=6)

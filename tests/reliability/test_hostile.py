@@ -45,8 +45,8 @@ from relayproc import (
 )
 
 from relay.app import STORE, create_app
-from relay.config import Destination
 from relay.delivery import ANSWER_READ_LIMIT, send
+from relay.routing import Destination
 from relay.runtime import Runtime
 from relay.store import ClaimedDelivery
 

@@ -1,0 +1,76 @@
+"""The product's settings: frozen records a loaded config becomes, checked once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from relay import constants as c
+from relay.backoff import RetryPolicy
+from relay.routing import Destination, Route
+
+
+@dataclass(frozen=True)
+class Subhook:
+    path: str
+    product: str
+    keys: tuple[str, ...] = field(repr=False)
+    allow_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_size: int = 1024 * 1024
+    max_header_size: int = 8190
+    max_fields: int = 200
+    read_timeout: float = 10.0
+    #: verified pushes being stored at once; more are shed with 503 (memory and latency)
+    max_in_progress: int = 256
+    #: open connections over both listeners; more are closed as soon as they are accepted
+    max_connections: int = 1024
+    #: a connection that sends no complete request this long is closed
+    idle_timeout: float = 15.0
+    #: bytes of bodies being read (not yet verified) held at once; more: 503 at once
+    max_buffered: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A loaded, checked config; nothing in it is ever mutated."""
+
+    subhooks: tuple[Subhook, ...]
+    routes: tuple[Route, ...]
+    listen_host: str = "0.0.0.0"  # noqa: S104 - an edge gateway listens on every interface
+    listen_port: int = 8080
+    store: str = c.DEFAULT_STORE
+    schemas_dir: Path | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    replay_past: float = c.DEFAULT_REPLAY_PAST_S
+    replay_future: float = c.DEFAULT_REPLAY_FUTURE_S
+    limits: Limits = Limits()
+    admin_token: str | None = field(default=None, repr=False)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    log_level: str = "info"
+    log_format: str = "text"
+    #: ``(host, port)`` of the private listener for /metrics and /admin; None: on ``listen``
+    admin_listen: tuple[str, int] | None = None
+    mask_phone_numbers: bool = True
+    #: delivered events are kept this long (never less than the replay window, which
+    #: identity dedupe needs), then pruned every ``retention_interval``
+    retention_delivered: float = c.DEFAULT_RETENTION_DELIVERED_S
+    retention_interval: float = c.DEFAULT_RETENTION_INTERVAL_S
+    #: a token once seen is refused this long (SPEC 16)
+    retention_tokens: float = c.DEFAULT_RETENTION_TOKENS_S
+    #: how long past a destination's timeout a claimed delivery stays leased; on PostgreSQL
+    #: the leases of an instance that stopped heartbeating are void sooner (15 s)
+    lease_margin: float = c.DEFAULT_LEASE_MARGIN_S
+    source: Path | None = None
+
+    def destinations(self) -> dict[str, Destination]:
+        """Every destination by name (one name is one destination across routes)."""
+        return {d.name: d for r in self.routes for d in r.destinations}
+
+    def subhook_for(self, path: str) -> Subhook | None:
+        return next((s for s in self.subhooks if s.path == path), None)

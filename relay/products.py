@@ -1,0 +1,104 @@
+"""SUBMAIL's products as data: name, event aliases, the field holding the contact and how it
+is masked. Pure.
+
+A product's events are not listed here: they come from its generated schemas
+(``schemas/<product>/<event>.json``, built from its doc). Adding a product is one entry
+below, its doc in ../shared/subhook-docs and its generated schemas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Contact(StrEnum):
+    """What a product's contact field holds, which decides its mask."""
+
+    #: a phone number: ``13812345678`` → ``138****5678``
+    PHONE = "phone"
+    #: an email address: ``leo@submail.cn`` → ``l***@submail.cn``
+    EMAIL = "email"
+
+
+@dataclass(frozen=True)
+class Product:
+    name: str
+    #: the push field that names the recipient, masked in logs, answers and listings
+    contact_field: str | None
+    contact: Contact | None = None
+    #: other spellings SUBMAIL's docs and pushes use for an event → its one name
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    def masked(self, fields: Mapping[str, Any]) -> str | None:
+        """The product's contact in ``fields``, masked; None when there is none."""
+        value = fields.get(self.contact_field) if self.contact_field else None
+        if value is None or value == "" or isinstance(value, bool):
+            return None
+        return mask(str(value), self.contact)
+
+
+#: ``unkown`` is how several SUBMAIL docs spell ``unknown``.
+_UNKNOWN = {"unkown": "unknown"}
+
+PRODUCTS: Mapping[str, Product] = {p.name: p for p in (
+    Product("sms", "address", Contact.PHONE, _UNKNOWN),
+    Product("internationalsms", "address", Contact.PHONE, _UNKNOWN),
+    Product("mms", "address", Contact.PHONE, _UNKNOWN),
+)}
+
+#: Every alias of every product (no two products give one spelling two meanings).
+EVENT_ALIASES: Mapping[str, str] = {a: e for p in PRODUCTS.values() for a, e in p.aliases.items()}
+
+
+def canonical_event(name: str) -> str:
+    """The one name of an event, whatever SUBMAIL's spelling."""
+    return EVENT_ALIASES.get(name, name)
+
+
+_DIGITS = re.compile(r"\d")
+
+
+def mask_phone(value: str) -> str:
+    """``13812345678`` → ``138****5678``: enough to tell numbers apart, no more.
+
+    Shorter numbers show less: the last four digits from eight digits on, the last two
+    from five, nothing below that. Characters other than digits are kept.
+    """
+    digits = len(_DIGITS.findall(value))
+    keep_head = 3 if digits >= 11 else 0
+    keep_tail = 4 if digits >= 8 else 2 if digits > 4 else 0
+    out, seen = [], 0
+    for ch in value:
+        if ch.isdigit():
+            seen += 1
+            out.append(ch if seen <= keep_head or seen > digits - keep_tail else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def mask_email(value: str) -> str:
+    """``leo@submail.cn`` → ``l***@submail.cn`` (a one-letter local part shows nothing)."""
+    local, _, domain = value.rpartition("@")
+    return (local[0] if len(local) > 1 else "") + "***@" + domain
+
+
+def mask(value: str, contact: Contact | None = None) -> str:
+    """``value`` masked as ``contact``; guessed from its shape when not given."""
+    if contact is Contact.EMAIL or (contact is None and "@" in value):
+        return mask_email(value)
+    return mask_phone(value)
+
+
+def masked_fields(product: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` with the product's contact field masked."""
+    shown = dict(fields)
+    known = PRODUCTS.get(product)
+    masked = known.masked(shown) if known is not None else None
+    if known is not None and known.contact_field and masked is not None:
+        shown[known.contact_field] = masked
+    return shown
