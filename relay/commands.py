@@ -15,7 +15,6 @@ import aiohttp
 import yarl
 
 from relay import docs2schema, operations, serving
-from relay.app import create_app
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.logs import configure
 from relay.products import canonical_event
@@ -25,6 +24,7 @@ from relay.routing import EventKey, destinations_for, explain
 from relay.runtime import Runtime, unrouted
 from relay.schemas import EventSchemas
 from relay.store import Store, StoreUnavailable, open_store
+from relay.web.app import create_app
 
 
 def _load(path: Path) -> Runtime | None:

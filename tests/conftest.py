@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from relay.app import create_app
 from relay.runtime import Runtime
 from relay.signature import sign
+from relay.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT.parent / "shared" / "subhook-docs"
@@ -259,7 +259,7 @@ async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
 
 
 # -- waiting on conditions, not on the clock ---------------------------------------------
-from relay.app import STORE, WORKER  # noqa: E402
+from relay.web.state import STORE, WORKER  # noqa: E402
 
 
 async def wait_settled(client: Client, within: float = 10.0) -> tuple[int, int]:

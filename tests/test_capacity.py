@@ -14,9 +14,9 @@ from typing import Any
 from conftest import Client, MakeRelay, signed
 from relayproc import wait_until
 
-from relay.app import STORE
-from relay.ingest import Ingest
 from relay.store import NewEvent
+from relay.web.state import STORE
+from relay.web.subhook import Ingest
 
 
 def delivered(send_id: str) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any
 
 from conftest import MakeRelay, signed
 
-from relay.app import RUNTIME
-from relay.ingest import client_address
+from relay.admission import client_address
+from relay.web.state import RUNTIME
 
 
 def delivered(send_id: str = "s", **extra: Any) -> dict[str, Any]:

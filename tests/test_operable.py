@@ -24,7 +24,7 @@ from conftest import KEYS, MakeRelay, MakeSink, signed
 from relayproc import Relay, free_port, subhooks_yaml, wait_until
 
 from relay import version
-from relay.app import RUNTIME
+from relay.web.state import RUNTIME
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import Client, Sink, relay_config, signed
 from relayproc import wait_until
 
-from relay.app import RUNTIME
+from relay.web.state import RUNTIME
 
 
 def route(url: str, name: str = "s") -> str:

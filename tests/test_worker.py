@@ -8,7 +8,7 @@ from typing import Any
 from conftest import Client, MakeRelay, MakeSink, signed, wait_settled
 from standardwebhooks import Webhook
 
-from relay.app import STORE
+from relay.web.state import STORE
 
 SECRET = "whsec_" + base64.b64encode(b"a-32-byte-secret-for-the-tests!!").decode()
 

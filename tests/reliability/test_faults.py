@@ -34,8 +34,8 @@ from relayproc import (
     write_relay_config,
 )
 
-from relay.app import STORE
 from relay.store.sqlite import SqliteStore
+from relay.web.state import STORE
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -44,11 +44,12 @@ from relayproc import (
     wait_until_blocking,
 )
 
-from relay.app import STORE, create_app
 from relay.delivery import ANSWER_READ_LIMIT, send
 from relay.routing import Destination
 from relay.runtime import Runtime
 from relay.store import ClaimedDelivery
+from relay.web.app import create_app
+from relay.web.state import STORE
 
 pytestmark = pytest.mark.timeout(300)
 

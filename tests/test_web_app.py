@@ -6,7 +6,7 @@ from typing import Any
 
 from conftest import MakeRelay, MakeSink, signed
 
-from relay.app import STORE
+from relay.web.state import STORE
 
 
 def delivered(send_id: str) -> dict[str, Any]:

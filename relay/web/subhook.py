@@ -12,43 +12,34 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from http import HTTPStatus
-from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from aiohttp import web
 
 from relay import pushes
+from relay.admission import check_address, check_signature, check_window
 from relay.config import Settings, Subhook
 from relay.constants import RETRY_AFTER_OVERLOADED, RETRY_AFTER_STORE
 from relay.errors import (
     EventInvalid,
-    NotAllowed,
     Overloaded,
     PayloadTooLarge,
     PushRejected,
     ReadTimedOut,
-    ReplayRefused,
-    SignatureInvalid,
 )
+from relay.events import build_event
 from relay.logs import Throttle
 from relay.metrics import Metrics
 from relay.products import PRODUCTS
-from relay.routing import Destination, EventKey, destinations_for
 from relay.runtime import Runtime
 from relay.schemas import EventSchemas
-from relay.signature import verify
-from relay.store import NewEvent, QuarantinedPush, Store, StoreUnavailable
+from relay.store import QuarantinedPush, Store, StoreUnavailable
+from relay.web.problems import not_allowed, problem
 
 log = logging.getLogger("relay.ingest")
 
 PUSH_METHODS = ("GET", "POST")
-
-
-def problem(status: int, code: str, problems: list[str]) -> web.Response:
-    return web.json_response({"status": "error", "error": code, "problems": problems},
-                             status=status)
 
 
 @dataclass
@@ -83,90 +74,6 @@ async def read_body(request: web.Request, limit: int, within: float, buffered: B
     return b"".join(chunks)
 
 
-@lru_cache(maxsize=256)
-def _networks(cidrs: tuple[str, ...]) -> tuple[IPv4Network | IPv6Network, ...]:
-    return tuple(ip_network(c, strict=False) for c in cidrs)
-
-
-def _in(address: str, cidrs: tuple[str, ...]) -> bool:
-    try:
-        ip = ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in _networks(cidrs))
-
-
-def client_address(peer: str | None, forwarded_for: str | None,
-                   trusted: tuple[str, ...]) -> str | None:
-    """The client's address: the peer, or, when the peer is a trusted proxy, the rightmost
-    ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
-    if peer is None or not forwarded_for or not _in(peer, trusted):
-        return peer
-    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _in(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
-
-
-def check_address(request: web.Request, subhook: Subhook, settings: Settings) -> None:
-    if not subhook.allow_ips:
-        return
-    # Every X-Forwarded-For line, read as one list (RFC 9110: repeated lines are one
-    # comma-separated value): a proxy that adds a line must not hide the client's own.
-    forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
-    address = client_address(request.remote, forwarded or None, settings.trusted_proxies)
-    if address is None or not _in(address, subhook.allow_ips):
-        raise NotAllowed([f"address {address} is not allowed to push to {subhook.path}"])
-
-
-def check_signature(fields: dict[str, Any], keys: tuple[str, ...]) -> None:
-    token, signature = fields.get("token"), fields.get("signature")
-    if not isinstance(token, str) or not token:
-        raise SignatureInvalid(["token: required (a signed push carries token and signature)"])
-    if not isinstance(signature, str) or not signature:
-        raise SignatureInvalid(["signature: required"])
-    if not verify(token, signature, keys):
-        raise SignatureInvalid(["signature: does not match md5(token + key) for any key"])
-
-
-def check_window(fields: dict[str, Any], settings: Settings, now: float) -> None:
-    """Refuse a timestamp outside the window; a malformed one is left to the schema."""
-    raw = fields.get("timestamp")
-    if isinstance(raw, bool):
-        return
-    if isinstance(raw, float):
-        # 1.0e9 would pass an integer schema and skip the window: no timestamp SUBMAIL sends
-        raise ReplayRefused([f"timestamp: {raw!r} is not an integer UNIX time"])
-    if isinstance(raw, int) or (isinstance(raw, str) and raw.isascii() and raw.isdigit()):
-        if len(str(raw)) > 15:
-            raise ReplayRefused([f"timestamp: {str(raw)[:20]}... is out of range"])
-        stamp = int(raw)
-        if stamp < now - settings.replay_past:
-            raise ReplayRefused([f"timestamp: {stamp} is older than the replay window "
-                                 f"({settings.replay_past:g}s)"])
-        if stamp > now + settings.replay_future:
-            raise ReplayRefused([f"timestamp: {stamp} is in the future beyond "
-                                 f"{settings.replay_future:g}s"])
-
-
-def build_event(settings: Settings, product: str, event: str, fields: dict[str, Any],
-                body: bytes, content_type: str, now: float) -> tuple[NewEvent, list[Destination]]:
-    """The stored form of a valid push and the destinations its routes name."""
-    identity = pushes.identity(product, fields)
-    tag = fields.get("tag")
-    key = EventKey.of(product, event, tag if isinstance(tag, str) else None)
-    destinations = destinations_for(key, settings.routes)
-    record = NewEvent(
-        webhook_id=pushes.webhook_id(identity), identity=identity,
-        token=str(fields["token"]), product=product, event=event, tag=key.tag,
-        fields=json.dumps(fields, ensure_ascii=False, separators=(",", ":")), body=body,
-        content_type=content_type or pushes.FORM, received_at=now,
-        destinations=tuple((d.name, now + d.retry.max_age) for d in destinations),
-    )
-    return record, destinations
-
-
 @dataclass
 class Ingest:
     runtime: Runtime
@@ -185,10 +92,7 @@ class Ingest:
         if subhook is None:
             return problem(404, "not_found", [f"no such path: {request.path}"])
         if request.method not in PUSH_METHODS:
-            response = problem(405, "method_not_allowed", [
-                f"a SUBHOOK takes {', '.join(PUSH_METHODS)}, not {request.method}"])
-            response.headers["Allow"] = ", ".join(PUSH_METHODS)
-            return response
+            return not_allowed("a SUBHOOK", request.method, ", ".join(PUSH_METHODS))
         product, event, outcome = subhook.product, "", "error"
         try:
             response, event, outcome = await self._receive(request, settings, schemas, subhook)
@@ -222,7 +126,8 @@ class Ingest:
         """Read and verify without a slot (a slow or forged push holds only its connection
         and the bytes it sent, within ``limits.max_buffered``); then validate and store
         holding one of ``limits.max_in_progress`` slots, which only signed pushes reach."""
-        check_address(request, subhook, settings)
+        check_address(request.remote, request.headers.getall("X-Forwarded-For", ()), subhook,
+                      settings)
         limits = settings.limits
         body = b"" if request.method == "GET" else await read_body(
             request, limits.max_body_size, limits.read_timeout, self.buffered,

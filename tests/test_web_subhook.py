@@ -11,8 +11,8 @@ import aiohttp
 from conftest import KEYS, Client, MakeRelay, MakeSink, signed, wait_settled
 
 from relay import docs2schema
-from relay.app import RUNTIME, STORE
 from relay.products import canonical_event
+from relay.web.state import RUNTIME, STORE
 
 
 def body_for(fields: dict[str, Any], kind: str) -> tuple[bytes | aiohttp.FormData, dict[str, str]]:

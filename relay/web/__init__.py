@@ -1,0 +1,1 @@
+"""The HTTP surface: the SUBHOOK endpoint, health and metrics, the admin API."""

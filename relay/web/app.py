@@ -1,0 +1,180 @@
+"""``create_app(runtime)``: the aiohttp application, its routes, and one lifetime per part
+(store, worker, config watcher, retention job, SIGHUP), started in that order and stopped
+in the reverse one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from relay import retention, version
+from relay.config import Settings
+from relay.metrics import Metrics
+from relay.redact import redact_text, redact_url
+from relay.runtime import Runtime
+from relay.store import Store, StoreUnavailable, open_store
+from relay.web import admin
+from relay.web.problems import not_allowed, problem
+from relay.web.state import METRICS, RUNTIME, STORE, WORKER
+from relay.web.subhook import Ingest
+from relay.worker import Worker
+
+log = logging.getLogger("relay.app")
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _allow(*methods: str) -> Handler:
+    """The answer of a known path to a method it does not take."""
+    allowed = ", ".join(methods)
+
+    async def answer(request: web.Request) -> web.Response:
+        return not_allowed(request.path, request.method, allowed)
+
+    return answer
+
+
+def _is_private(path: str) -> bool:
+    return path == "/metrics" or path.startswith(("/admin/", "/console"))
+
+
+def _split_ports(admin_port: int) -> Any:
+    """With ``admin_listen``: /metrics, /admin and /console only on the admin port, the
+    SUBHOOK paths only on the edge port; /healthz and /readyz on both."""
+
+    @web.middleware
+    async def split(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in ("/healthz", "/readyz"):
+            transport = request.transport
+            sockname = transport.get_extra_info("sockname") if transport else None
+            on_admin = isinstance(sockname, tuple) and sockname[1] == admin_port
+            if on_admin != _is_private(request.path):
+                return problem(404, "not_found", [f"no such path: {request.path}"])
+        return await handler(request)
+
+    return split
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except StoreUnavailable as exc:
+        # The store's own words may name files, hosts or users: they go to the log only.
+        log.error("readyz: store unavailable: %s",
+                  redact_text(str(exc), request.app[RUNTIME].settings.store))
+        return problem(503, "store_unavailable", ["the store cannot be reached; see the log"])
+    return web.json_response({"status": "ready", "config_generation":
+                              request.app[RUNTIME].generation})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gauges = await request.app[STORE].gauges()
+    worker = request.app[WORKER]
+    up = {name: worker.health.up(name)
+          for name in request.app[RUNTIME].settings.destinations()}
+    body = request.app[METRICS].render(gauges, up, time.time())
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
+    """The relay as an aiohttp app; the store opens and the worker starts on startup."""
+    settings = runtime.settings
+    middlewares = [] if settings.admin_listen is None else [_split_ports(
+        settings.admin_listen[1])]
+    app = web.Application(client_max_size=settings.limits.max_body_size,
+                          middlewares=middlewares)
+    app[RUNTIME] = runtime
+    app[STORE] = store or open_store(settings.store)
+    app[METRICS] = Metrics()
+    runtime.on_reload = app[METRICS].config_reloaded
+    worker = Worker(app[STORE], lambda: runtime.settings,
+                    owner=f"{socket.gethostname()}:{os.getpid()}:{id(app)}",
+                    metrics=app[METRICS])
+    app[WORKER] = worker
+    ingest = Ingest(runtime, app[STORE], app[METRICS], worker.wake)
+    for method, path, handler in (
+        ("GET", "/healthz", healthz), ("GET", "/readyz", readyz), ("GET", "/metrics", metrics),
+        *admin.ROUTES,
+    ):
+        app.router.add_route(method, path, handler)
+        allowed = ("GET", "HEAD") if method == "GET" else (method,)
+        app.router.add_route("*", path, _allow(*allowed))
+    app.router.add_route("*", "/{tail:.*}", ingest.handle)
+    app.cleanup_ctx.extend((_store, _worker, _watcher, _retention, _sighup))
+    return app
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    await app[STORE].open()
+    _log_start(app[RUNTIME].settings)
+    try:
+        yield
+    finally:
+        await app[STORE].close()
+        log.info("relay stopped")
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    app[WORKER].start()
+    try:
+        yield
+    finally:
+        await app[WORKER].stop()
+
+
+async def _task(coroutine: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    task = asyncio.create_task(coroutine, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _watcher(app: web.Application) -> AsyncIterator[None]:
+    async for _ in _task(app[RUNTIME].watch(), "relay-config-watch"):
+        yield
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    async for _ in _task(retention.run(app[STORE], app[RUNTIME]), "relay-retention"):
+        yield
+
+
+async def _sighup(app: web.Application) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, app[RUNTIME].reload)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGHUP)
+
+
+def _log_start(settings: Settings) -> None:
+    listen = f"{settings.listen_host}:{settings.listen_port}"
+    admin = ("" if settings.admin_listen is None
+             else f", admin on {settings.admin_listen[0]}:{settings.admin_listen[1]}")
+    log.info("relay %s serving on %s%s%s; store %s; SUBHOOKs %s; %d route(s) to %d "
+             "destination(s)", version(), "https://" if settings.tls_cert else "http://",
+             listen, admin, redact_url(settings.store),
+             ", ".join(f"{s.path} ({s.product})" for s in settings.subhooks),
+             len(settings.routes), len(settings.destinations()),
+             extra={"version": version(), "listen": listen, "store": redact_url(settings.store),
+                    "subhooks": [s.path for s in settings.subhooks],
+                    "routes": len(settings.routes)})

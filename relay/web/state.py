@@ -1,0 +1,15 @@
+"""What the parts of the app share, as typed keys of the aiohttp application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from relay.metrics import Metrics
+from relay.runtime import Runtime
+from relay.store import Store
+from relay.worker import Worker
+
+RUNTIME = web.AppKey("runtime", Runtime)
+STORE = web.AppKey("store", Store)
+METRICS = web.AppKey("metrics", Metrics)
+WORKER = web.AppKey("worker", Worker)
