@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from relay.push import sample_fields
+from relay.sample import sample_fields
 from relay.schemas import EventSchemas
 
 KEYS = {"sms": "bench-sms-key", "internationalsms": "bench-intl-key", "mms": "bench-mms-key"}

@@ -12,7 +12,7 @@ from typing import Any
 from relay import commands, version
 from relay.constants import CONFIG_ENV
 from relay.products import PRODUCTS
-from relay.push import CONTENT_TYPES
+from relay.sample import CONTENT_TYPES
 
 
 def _config(parser: argparse.ArgumentParser) -> None:

@@ -18,10 +18,10 @@ from relay import docs2schema, operations, serving
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.logs import configure
 from relay.products import canonical_event
-from relay.push import parse_field, sample_fields, send_push
 from relay.redact import redact_text, redact_url
 from relay.routing import EventKey, destinations_for, explain
 from relay.runtime import Runtime, unrouted
+from relay.sample import parse_field, sample_fields, send_push
 from relay.schemas import EventSchemas
 from relay.store import Store, StoreUnavailable, open_store
 from relay.web.app import create_app

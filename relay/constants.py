@@ -14,6 +14,19 @@ SCHEMA_ID_BASE = "https://subhook-relay.invalid/schemas/"
 #: File name of the config schema inside the bundled schema folder.
 CONFIG_SCHEMA_FILE = "config.schema.json"
 
+#: Headers of every forwarded request (Standard Webhooks' three, and the relay's own).
+H_ID = "webhook-id"
+H_TIMESTAMP = "webhook-timestamp"
+H_SIGNATURE = "webhook-signature"
+H_PRODUCT = "X-Subhook-Product"
+H_EVENT = "X-Subhook-Event"
+H_ATTEMPT = "X-Relay-Attempt"
+
+#: Statuses besides 5xx that mean "try again later".
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+#: Bytes of a service's answer read (and at most kept); the rest is never read.
+ANSWER_READ_LIMIT = 4096
+
 #: Retry-After (seconds) of a 503: shed under load, and the store failing.
 RETRY_AFTER_OVERLOADED = "1"
 RETRY_AFTER_STORE = "5"

@@ -15,31 +15,45 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 import aiohttp
 
 from relay.backoff import parse_retry_after
-from relay.constants import SIGNING_FIELDS
+from relay.constants import (
+    ANSWER_READ_LIMIT,
+    H_ATTEMPT,
+    H_EVENT,
+    H_ID,
+    H_PRODUCT,
+    H_SIGNATURE,
+    H_TIMESTAMP,
+    RETRYABLE_STATUSES,
+    SIGNING_FIELDS,
+)
 from relay.routing import Destination
 from relay.store import ClaimedDelivery
 
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
-#: Bytes of a service's answer read (and at most kept); the rest is never read.
-ANSWER_READ_LIMIT = 4096
+__all__ = ["ANSWER_READ_LIMIT", "H_ATTEMPT", "H_EVENT", "H_ID", "H_PRODUCT", "H_SIGNATURE",
+           "H_TIMESTAMP", "Kind", "Outcome", "classify", "send"]
 
-H_ID = "webhook-id"
-H_TIMESTAMP = "webhook-timestamp"
-H_SIGNATURE = "webhook-signature"
-H_PRODUCT = "X-Subhook-Product"
-H_EVENT = "X-Subhook-Event"
-H_ATTEMPT = "X-Relay-Attempt"
+
+class Kind(StrEnum):
+    """What one attempt came to (the tree in the module docstring)."""
+
+    #: the service answered 2xx
+    DELIVERED = "delivered"
+    #: worth trying again: connection error, timeout, 408, 425, 429, 5xx
+    RETRYABLE = "retryable"
+    #: any other status: retrying cannot help
+    PERMANENT = "permanent"
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What one attempt came to."""
 
-    kind: str  # "delivered" | "retryable" | "permanent"
+    kind: Kind
     status: int | None
     error: str | None
     duration_ms: float
@@ -48,13 +62,13 @@ class Outcome:
     answer: bytes = b""
 
 
-def classify(status: int) -> str:
+def classify(status: int) -> Kind:
     """Pure: the outcome kind of an HTTP status."""
     if 200 <= status < 300:
-        return "delivered"
+        return Kind.DELIVERED
     if status in RETRYABLE_STATUSES or status >= 500:
-        return "retryable"
-    return "permanent"
+        return Kind.RETRYABLE
+    return Kind.PERMANENT
 
 
 def standard_webhook_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -128,13 +142,13 @@ async def send(
             answer = await read_answer(response)
             kind = classify(response.status)
             retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-            error = None if kind == "delivered" else f"HTTP {response.status}"
+            error = None if kind == Kind.DELIVERED else f"HTTP {response.status}"
             return Outcome(kind, response.status, error, elapsed(), retry_after, answer)
     except TimeoutError:
-        return Outcome("retryable", None, f"timeout after {destination.timeout:g}s", elapsed())
+        return Outcome(Kind.RETRYABLE, None, f"timeout after {destination.timeout:g}s", elapsed())
     except aiohttp.ClientError as exc:
-        return Outcome("retryable", None, f"{type(exc).__name__}: {exc}", elapsed())
+        return Outcome(Kind.RETRYABLE, None, f"{type(exc).__name__}: {exc}", elapsed())
     except asyncio.CancelledError:
         raise
     except OSError as exc:
-        return Outcome("retryable", None, f"{type(exc).__name__}: {exc}", elapsed())
+        return Outcome(Kind.RETRYABLE, None, f"{type(exc).__name__}: {exc}", elapsed())

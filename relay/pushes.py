@@ -8,7 +8,6 @@ unreadable (400), an unknown content type is 415.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -215,18 +214,3 @@ def refuse_float_integers(fields: Mapping[str, Any], integers: frozenset[str]) -
     for name in integers:
         if isinstance(fields.get(name), float):
             raise BadPush([f"{name}: must be an integer, not {fields[name]!r}"])
-
-
-def identity(product: str, fields: Mapping[str, Any]) -> str:
-    """Hash of the event without its token and signature: one event, however re-pushed.
-
-    Values are compared as strings, so a JSON push (``app: 1``) and a form push
-    (``app=1``) of the same event are the same event.
-    """
-    canonical = sorted((k, str(v)) for k, v in fields.items() if k not in ("token", "signature"))
-    digest = hashlib.sha256(json.dumps([product, canonical], ensure_ascii=False).encode())
-    return digest.hexdigest()
-
-
-def webhook_id(event_identity: str) -> str:
-    return "msg_" + event_identity[:32]

@@ -19,7 +19,7 @@ import aiohttp
 
 from relay.backoff import next_attempt
 from relay.config import Settings
-from relay.delivery import Outcome, send
+from relay.delivery import Kind, Outcome, send
 from relay.health import DestinationHealth
 from relay.metrics import Metrics
 from relay.routing import Destination
@@ -44,9 +44,9 @@ def decide(delivery: ClaimedDelivery, destination: Destination, attempt: int,
         return AttemptRecord(delivery.id, attempt, now - outcome.duration_ms / 1000,
                              outcome.duration_ms, outcome.status, error, state, next_at)
 
-    if outcome.kind == "delivered":
+    if outcome.kind == Kind.DELIVERED:
         return record(DeliveryState.DELIVERED, None)
-    if outcome.kind == "permanent":
+    if outcome.kind == Kind.PERMANENT:
         return record(DeliveryState.DEAD, f"{outcome.error} (not retryable)")
     policy = destination.retry
     decision = next_attempt(attempt=attempt, max_attempts=policy.max_attempts,

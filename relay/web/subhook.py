@@ -29,6 +29,7 @@ from relay.errors import (
     ReadTimedOut,
 )
 from relay.events import build_event
+from relay.identity import identity as event_identity
 from relay.logs import Throttle
 from relay.metrics import Metrics
 from relay.products import PRODUCTS
@@ -197,7 +198,7 @@ class Ingest:
                           content_type: str, exc: EventInvalid, now: float) -> bool:
         """Keep a signed push the schemas refuse; False when it re-pushes an accepted event
         (answered 200 duplicate: SPEC section 4 puts dedupe before the schema)."""
-        identity = pushes.identity(subhook.product, fields)
+        identity = event_identity(subhook.product, fields)
         if await self.store.seen(str(fields["token"]), identity):
             return False
         qid = await self.store.quarantine(QuarantinedPush(
