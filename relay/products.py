@@ -16,12 +16,16 @@ from typing import Any
 
 
 class Contact(StrEnum):
-    """What a product's contact field holds, which decides its mask."""
+    """What a product's contact field holds, which decides its mask and its sample."""
 
     #: a phone number: ``13812345678`` → ``138****5678``
     PHONE = "phone"
     #: an email address: ``leo@submail.cn`` → ``l***@submail.cn``
     EMAIL = "email"
+
+
+#: What ``relay push`` puts in a contact field of each kind.
+SAMPLE_CONTACT = {Contact.PHONE: "13800000000", Contact.EMAIL: "relay-push@example.com"}
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,13 @@ from typing import Any
 
 import aiohttp
 
+from relay.products import PRODUCTS, SAMPLE_CONTACT
 from relay.schemas import EventSchemas
 from relay.signature import sign
 
 CONTENT_TYPES = ("form", "json", "multipart")
 
 _SAMPLES: dict[str, Any] = {
-    "address": "13800000000",
     "app": "10001",
     "content": "relay push sample",
     "report": "DELIVRD",
@@ -25,7 +25,7 @@ _SAMPLES: dict[str, Any] = {
 
 
 #: Where a sample without a send_id carries its random mark, first found first.
-_MARKED = ("template_id", "content", "reason", "message_id", "address")
+_MARKED = ("template_id", "content", "reason", "message_id")
 
 
 def parse_field(item: str) -> tuple[str, str]:
@@ -50,9 +50,12 @@ def sample_fields(product: str, event: str, key: str, tag: str | None,
     schema = validator.schema
     names = list(schema.get("properties", {})) if isinstance(schema, dict) else []
     token = secrets.token_hex(16)
+    owner = PRODUCTS.get(product)
     fields: dict[str, Any] = {}
     for name in names:
-        if name == "events":
+        if owner is not None and owner.contact and name == owner.contact_field:
+            fields[name] = SAMPLE_CONTACT[owner.contact]
+        elif name == "events":
             fields[name] = event
         elif name == "send_id":
             fields[name] = secrets.token_hex(16)

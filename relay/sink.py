@@ -22,7 +22,7 @@ from aiohttp import web
 
 from relay import delivery as wire
 from relay.errors import PushRejected
-from relay.products import mask
+from relay.products import PRODUCTS
 from relay.pushes import read_push
 
 DEFAULT_LISTEN = "127.0.0.1:9001"
@@ -91,14 +91,15 @@ def create_sink_app(secret: str | None, out: TextIO) -> web.Application:
             fields = read_push("POST", headers.get("Content-Type", ""), body, "", 1000)
         except (PushRejected, ValueError):
             fields = {}  # not one flat event: the line shows what the headers say
-        contact = fields.get("address") or fields.get("email")
+        product = PRODUCTS.get(headers.get(wire.H_PRODUCT, ""))
+        contact = product.masked(fields) if product else None
         parts = [
             datetime.now().isoformat(timespec="seconds"),
             show(headers.get(wire.H_PRODUCT)) + "/"
             + show(headers.get(wire.H_EVENT) or fields.get("events")),
             show(headers.get(wire.H_ID)),
             "attempt=" + show(headers.get(wire.H_ATTEMPT)),
-            "contact=" + show(mask(str(contact)) if contact else None),
+            "contact=" + show(contact),
         ]
         problem = None if secret is None else verify(secret, headers, body, time.time())
         if secret is not None:
