@@ -63,6 +63,8 @@ def sample_fields(product: str, event: str, key: str, tag: str | None,
             fields[name] = str(int(time.time()))
         elif name in ("token", "signature", "tag"):
             continue
+        elif name in schemas.integer_fields(product):
+            fields[name] = _SAMPLES.get(name, "1")
         else:
             fields[name] = _SAMPLES.get(name, f"sample-{name}")
     if "send_id" not in fields:
