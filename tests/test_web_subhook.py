@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -230,7 +229,7 @@ async def test_each_error_status_in_order(make_relay: MakeRelay, make_sink: Make
     status, body = await push(client, "sms", signed("sms", good), path="/subhook/nope")
     assert status == 404
     await sink.wait_for(1)
-    await asyncio.sleep(0.2)
+    await wait_settled(client)  # from here on nothing more is sent
     assert len(sink.received) == 1
 
 
