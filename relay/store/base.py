@@ -29,6 +29,16 @@ class DeliveryState(StrEnum):
     DEAD = "dead"
 
 
+class QuarantineState(StrEnum):
+    """Where a push refused by a schema stands; stored as its value."""
+
+    #: kept for an operator to look at and replay (``relay quarantine``)
+    HELD = "held"
+    #: replayed: valid against the schemas of the time and ingested (its ``event_id``), or
+    #: found to duplicate an accepted event (no ``event_id``); ``note`` says which
+    REPLAYED = "replayed"
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """An accepted push and the deliveries it owes, written in one transaction."""

@@ -12,16 +12,16 @@ The same interface as the SQLite store, for instances behind one load balancer:
 - writes from concurrent requests grouped into one transaction (one WAL flush); when the
   group fails, each op is run again alone, so one bad op (a constraint, a value PostgreSQL
   or asyncpg refuses) fails only its own caller;
-- versioned migrations, run under an advisory lock so instances starting together do not
-  race;
-- a partial index on pending rows, so claims stay fast however many delivered rows pile up.
+- versioned migrations (relay/store/migrations.py), run under an advisory lock so
+  instances starting together do not race.
+
+Its statements are relay/store/queries.py's, most of them shared with SQLite.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,18 +30,23 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
+import relay.store.queries as q
 from relay import constants as c
 from relay.redact import redact_text, redact_url
 from relay.signature import token_key
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
+    DeliveryState,
     Gauges,
     NewEvent,
     QuarantinedPush,
+    QuarantineState,
     StoreUnavailable,
 )
 from relay.store.grouping import GroupedWriter
+from relay.store.migrations import migrate_postgres
+from relay.store.sql import Statement, as_dicts, from_row, gauges_from, quarantine_listing
 
 T = TypeVar("T")
 if TYPE_CHECKING:  # the stubs make the pool's connection proxy generic; asyncpg does not
@@ -54,163 +59,6 @@ Op = Callable[[Connection], Awaitable[Any]]
 
 log = logging.getLogger("relay.store")
 
-
-#: Key of the advisory lock that serialises migrations between instances.
-MIGRATION_LOCK = 0x5EB400C
-
-MIGRATIONS: list[str] = [
-    # 1: the first schema
-    """
-    CREATE TABLE events (
-        id BIGSERIAL PRIMARY KEY,
-        webhook_id TEXT NOT NULL,
-        identity TEXT NOT NULL UNIQUE,
-        token TEXT NOT NULL,
-        product TEXT NOT NULL,
-        event TEXT NOT NULL,
-        tag TEXT,
-        fields TEXT NOT NULL,
-        body BYTEA NOT NULL,
-        content_type TEXT NOT NULL,
-        received_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE INDEX events_received ON events (received_at);
-    CREATE TABLE tokens (
-        token TEXT PRIMARY KEY,
-        seen_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE INDEX tokens_seen ON tokens (seen_at);
-    CREATE TABLE deliveries (
-        id BIGSERIAL PRIMARY KEY,
-        event_id BIGINT NOT NULL REFERENCES events(id) ON DELETE CASCADE,
-        destination TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending',
-        attempt INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at DOUBLE PRECISION NOT NULL,
-        expires_at DOUBLE PRECISION NOT NULL,
-        lease_owner TEXT,
-        lease_until DOUBLE PRECISION,
-        last_error TEXT,
-        updated_at DOUBLE PRECISION NOT NULL,
-        UNIQUE (event_id, destination)
-    );
-    CREATE INDEX deliveries_due ON deliveries (destination, next_attempt_at)
-        WHERE state = 'pending';
-    CREATE INDEX deliveries_dead ON deliveries (id) WHERE state = 'dead';
-    CREATE INDEX deliveries_leased ON deliveries (lease_owner) WHERE lease_owner IS NOT NULL;
-    CREATE TABLE attempts (
-        id BIGSERIAL PRIMARY KEY,
-        delivery_id BIGINT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
-        attempt INTEGER NOT NULL,
-        started_at DOUBLE PRECISION NOT NULL,
-        duration_ms DOUBLE PRECISION NOT NULL,
-        http_status INTEGER,
-        error TEXT,
-        outcome TEXT NOT NULL
-    );
-    CREATE INDEX attempts_delivery ON attempts (delivery_id);
-    CREATE TABLE quarantine (
-        id BIGSERIAL PRIMARY KEY,
-        identity TEXT NOT NULL UNIQUE,
-        subhook_path TEXT NOT NULL,
-        product TEXT NOT NULL,
-        fields TEXT NOT NULL,
-        body BYTEA NOT NULL,
-        content_type TEXT NOT NULL,
-        problems TEXT NOT NULL,
-        received_at DOUBLE PRECISION NOT NULL,
-        state TEXT NOT NULL DEFAULT 'held',
-        event_id BIGINT,
-        note TEXT
-    );
-    """,
-    # 2: instance heartbeats, which void the leases of an instance that died (_FREE)
-    """
-    CREATE TABLE instances (
-        owner TEXT PRIMARY KEY,
-        heartbeat_at DOUBLE PRECISION NOT NULL
-    );
-    """,
-    # 3: the token memory keeps 16 bytes per token (signature.token_key) for
-    # retention.tokens, not the token's text for the replay window
-    """
-    CREATE TABLE token_memory (
-        key BYTEA PRIMARY KEY,
-        seen_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE INDEX token_memory_seen ON token_memory (seen_at);
-    INSERT INTO token_memory
-    SELECT CASE WHEN token ~ '^[0-9a-fA-F]{32}$' THEN decode(token, 'hex')
-                ELSE substring(sha256(convert_to(token, 'UTF8')) FROM 1 FOR 16) END,
-           seen_at
-    FROM tokens ON CONFLICT DO NOTHING;
-    DROP TABLE tokens;
-    """,
-]
-
-# Heartbeats and the liveness check (_CLAIM, _PENDING_DESTINATIONS) both read the
-# database's clock, ``extract(epoch FROM clock_timestamp())``, never an instance's:
-# instances on several hosts may disagree about the time, and a host whose clock runs ahead
-# must not take its neighbours for dead.
-_BEAT = """
-INSERT INTO instances (owner, heartbeat_at)
-SELECT unnest($1::text[]), extract(epoch FROM clock_timestamp())::float8
-ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
-"""
-
-#: One round trip: remember the token, then (only if it is new) the event, then (only if
-#: its identity is new) its deliveries; the new event's id, or NULL for a duplicate.
-_INGEST = """
-WITH fresh AS (
-    INSERT INTO token_memory (key, seen_at) VALUES ($13, $10)
-    ON CONFLICT DO NOTHING RETURNING 1
-), event AS (
-    INSERT INTO events (webhook_id, identity, token, product, event, tag, fields, body,
-                        content_type, received_at)
-    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-    WHERE EXISTS (SELECT 1 FROM fresh) OR $14::boolean
-    ON CONFLICT (identity) DO NOTHING RETURNING id
-), owed AS (
-    INSERT INTO deliveries (event_id, destination, next_attempt_at, expires_at, updated_at)
-    SELECT event.id, d.name, $10, d.expires, $10
-    FROM event, unnest($11::text[], $12::float8[]) AS d(name, expires)
-)
-SELECT id FROM event
-"""
-
-#: A due row is free when it is not leased, its lease ran out (by the caller's time $2), or
-#: its owner has no beat within $6 (dead_after) seconds. The owners alive are one
-#: uncorrelated subquery, hashed once per statement, so the claim still walks the partial
-#: index ``deliveries_due`` rather than the table. (NOT IN is safe: ``owner`` is never NULL,
-#: and a NULL lease_owner comes with a NULL lease_until.)
-_CLAIM = """
-WITH due AS (
-    SELECT id FROM deliveries
-    WHERE state = 'pending' AND destination = $1 AND next_attempt_at <= $2
-      AND (lease_until IS NULL OR lease_until < $2
-           OR lease_owner NOT IN (
-               SELECT owner FROM instances
-               WHERE heartbeat_at >= extract(epoch FROM clock_timestamp())::float8 - $6))
-    ORDER BY next_attempt_at
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE deliveries d SET lease_owner = $4, lease_until = $5
-FROM due, events e
-WHERE d.id = due.id AND e.id = d.event_id
-RETURNING d.id, d.event_id, d.destination, d.attempt, d.expires_at, e.webhook_id,
-          e.product, e.event, e.fields, e.body, e.content_type, d.next_attempt_at
-"""
-
-#: Destinations with a due row free to claim (as in _CLAIM).
-_PENDING_DESTINATIONS = """
-SELECT DISTINCT destination FROM deliveries
-WHERE state = 'pending' AND next_attempt_at <= $1
-  AND (lease_until IS NULL OR lease_until < $1
-       OR lease_owner NOT IN (
-           SELECT owner FROM instances
-           WHERE heartbeat_at >= extract(epoch FROM clock_timestamp())::float8 - $2))
-"""
 
 #: What the database, the network or asyncpg's encoding of a value raise: StoreUnavailable
 #: for the caller. (asyncpg's DataError is a PostgresError in some versions and a
@@ -321,7 +169,7 @@ class PostgresStore:
             self._pool = await asyncpg.create_pool(self.url, min_size=1,
                                                    max_size=self.pool_size, timeout=10)
             async with self._pool.acquire() as conn:
-                await _migrate(conn)
+                await migrate_postgres(conn)
         except _DB_ERRORS as exc:
             if self._pool is not None:
                 await self._pool.close()
@@ -343,9 +191,8 @@ class PostgresStore:
                 # after dead_after (the worker has released its leases already, unless the
                 # database refused; then they wait for their owner to count as dead).
                 try:
-                    await self._run(lambda conn: conn.execute(
-                        "DELETE FROM instances WHERE owner = ANY($1::text[])",
-                        sorted(self._owners)))
+                    owners = sorted(self._owners)
+                    await self._run(lambda conn: _execute(conn, q.LEAVE, owners=owners))
                 except StoreUnavailable as exc:
                     log.warning("could not remove this instance's heartbeat: %s", exc)
                 self._owners.clear()
@@ -374,49 +221,39 @@ class PostgresStore:
             self._beaten_at = max(self._beaten_at, started)
 
     async def ping(self) -> None:
-        await self._run(lambda conn: conn.fetchval("SELECT 1"))
+        await self._run(lambda conn: _fetchval(conn, q.PING))
 
     # -- ingest -----------------------------------------------------------------------------
 
     async def ingest(self, event: NewEvent) -> int | None:
         async def write(conn: Connection) -> int | None:
-            event_id: int | None = await conn.fetchval(
-                _INGEST, event.webhook_id, event.identity, event.token, event.product,
-                event.event, event.tag, event.fields, event.body, event.content_type,
-                event.received_at, [n for n, _ in event.destinations],
-                [e for _, e in event.destinations], token_key(event.token), event.token_seen)
+            event_id: int | None = await _fetchval(
+                conn, q.INGEST, event, key=token_key(event.token),
+                destinations=[name for name, _ in event.destinations],
+                expires=[expires for _, expires in event.destinations])
             return event_id
 
         return await self._write(write)
 
     async def seen(self, token: str, identity: str) -> bool:
-        return bool(await self._run(lambda conn: conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM token_memory WHERE key = $1)"
-            " OR EXISTS (SELECT 1 FROM events WHERE identity = $2)", token_key(token),
-            identity)))
+        return bool(await self._run(lambda conn: _fetchval(
+            conn, q.SEEN, key=token_key(token), identity=identity)))
 
     async def quarantine(self, push: QuarantinedPush) -> int:
         async def write(conn: Connection) -> int:
             if push.token:
-                await conn.execute("INSERT INTO token_memory (key, seen_at) VALUES ($1, $2)"
-                                   " ON CONFLICT DO NOTHING", token_key(push.token),
-                                   push.received_at)
-            return int(await conn.fetchval(
-                "INSERT INTO quarantine (identity, subhook_path, product, fields, body,"
-                " content_type, problems, received_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"
-                " ON CONFLICT (identity) DO UPDATE SET problems = excluded.problems"
-                " RETURNING id",
-                push.identity, push.subhook_path, push.product, push.fields, push.body,
-                push.content_type, push.problems, push.received_at))
+                await _execute(conn, q.REMEMBER_TOKEN, key=token_key(push.token),
+                               seen_at=push.received_at)
+            return int(await _fetchval(conn, q.QUARANTINE, push, state=QuarantineState.HELD))
 
         return await self._write(write)
 
     # -- delivery ---------------------------------------------------------------------------
 
     async def pending_destinations(self, now: float) -> list[str]:
-        rows = await self._run(lambda conn: conn.fetch(
-            _PENDING_DESTINATIONS, now, self.dead_after))
-        return [r[0] for r in rows]
+        rows = await self._run(lambda conn: _fetch(
+            conn, q.PENDING_DESTINATIONS_ALIVE, now=now, dead_after=self.dead_after))
+        return [row["destination"] for row in rows]
 
     async def claim(
         self, destination: str, limit: int, owner: str, lease_until: float, now: float
@@ -438,10 +275,11 @@ class PostgresStore:
                 await _beat(conn, beat)
             claimed: list[ClaimedDelivery] = []
             for destination, (limit, lease_until) in wants.items():
-                rows = await conn.fetch(_CLAIM, destination, now, limit, owner, lease_until,
-                                        self.dead_after)
+                rows = await _fetch(conn, q.CLAIM, destination=destination, now=now,
+                                    limit=limit, owner=owner, lease_until=lease_until,
+                                    dead_after=self.dead_after)
                 rows = sorted(rows, key=lambda r: (r["next_attempt_at"], r["id"]))
-                claimed += [ClaimedDelivery(*list(r.values())[:11]) for r in rows]
+                claimed += [from_row(ClaimedDelivery, row) for row in rows]
             return claimed
 
         claimed = await self._write(write)
@@ -453,91 +291,57 @@ class PostgresStore:
 
     async def record(self, records: list[AttemptRecord]) -> None:
         async def write(conn: Connection) -> None:
-            await conn.executemany(
-                "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms,"
-                " http_status, error, outcome) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                [(r.delivery_id, r.attempt, r.started_at, r.duration_ms, r.http_status,
-                  r.error, r.state) for r in records])
-            await conn.executemany(
-                "UPDATE deliveries SET state = $1, attempt = $2, next_attempt_at ="
-                " coalesce($3, next_attempt_at), lease_owner = NULL, lease_until = NULL,"
-                " last_error = $4, updated_at = $5 WHERE id = $6",
-                [(r.state, r.attempt, r.next_attempt_at, r.error,
-                  r.started_at + r.duration_ms / 1000, r.delivery_id) for r in records])
+            await conn.executemany(q.RECORD_ATTEMPT.postgres,
+                                   [q.RECORD_ATTEMPT.args(r) for r in records])
+            await conn.executemany(q.SETTLE.postgres, [
+                q.SETTLE.args(r, updated_at=r.started_at + r.duration_ms / 1000)
+                for r in records])
 
         await self._write(write)
 
     async def release(self, owner: str) -> int:
         async def write(conn: Connection) -> int:
-            status = await conn.execute(
-                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
-                " WHERE lease_owner = $1 AND state = 'pending'", owner)
-            return int(status.split()[-1])
+            return _changed(await _execute(conn, q.RELEASE, owner=owner))
 
         return await self._write(write)
 
     async def counts(self) -> tuple[int, int]:
-        row = await self._run(lambda conn: conn.fetchrow(
-            "SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending'),"
-            " (SELECT count(*) FROM deliveries WHERE state = 'dead')"))
-        assert row is not None
-        return int(row[0]), int(row[1])
+        row = await self._run(lambda conn: _fetchrow(conn, q.COUNTS))
+        return int(row["pending"]), int(row["dead"])
 
     async def gauges(self) -> Gauges:
         async def read(conn: Connection) -> Gauges:
-            backlog = {r["destination"]: (int(r["count"]), float(r["oldest"]))
-                       for r in await conn.fetch(
-                           "SELECT d.destination, count(*) AS count, min(e.received_at) AS oldest"
-                           " FROM deliveries d JOIN events e ON e.id = d.event_id"
-                           " WHERE d.state = 'pending' GROUP BY d.destination")}
-            row = await conn.fetchrow(
-                "SELECT (SELECT count(*) FROM deliveries WHERE state = 'dead') AS dead,"
-                " (SELECT count(*) FROM quarantine WHERE state = 'held') AS held")
-            assert row is not None
-            return Gauges(backlog, int(row["dead"]), int(row["held"]))
+            return gauges_from(await _fetch(conn, q.BACKLOG),
+                               await _fetchrow(conn, q.DEAD_AND_HELD))
 
         return await self._run(read)
 
     # -- dead letters and quarantine --------------------------------------------------------
 
     async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]:
-        rows = await self._run(lambda conn: conn.fetch(
-            "SELECT d.id, d.destination, d.attempt, d.last_error, d.updated_at, e.webhook_id,"
-            " e.product, e.event, e.fields FROM deliveries d JOIN events e ON e.id = d.event_id"
-            " WHERE d.state = 'dead' ORDER BY d.id LIMIT $1", limit))
-        return [dict(r) for r in rows]
+        return as_dicts(await self._run(lambda conn: _fetch(conn, q.DEAD_LETTERS, limit=limit)))
 
     async def attempts(self, delivery_id: int) -> list[dict[str, Any]]:
-        rows = await self._run(lambda conn: conn.fetch(
-            "SELECT attempt, started_at, duration_ms, http_status, error, outcome FROM attempts"
-            " WHERE delivery_id = $1 ORDER BY id", delivery_id))
-        return [dict(r) for r in rows]
+        return as_dicts(await self._run(lambda conn: _fetch(
+            conn, q.ATTEMPTS, delivery_id=delivery_id)))
 
     async def replay_dead(self, ids: list[int] | None, now: float,
                           max_age: float) -> list[int]:
         async def write(conn: Connection) -> list[int]:
-            rows = await conn.fetch(
-                "UPDATE deliveries SET state = 'pending', attempt = 0, next_attempt_at = $1,"
-                " expires_at = $2, lease_owner = NULL, lease_until = NULL, updated_at = $1"
-                " WHERE state = 'dead' AND ($3::bigint[] IS NULL OR id = ANY($3::bigint[]))"
-                " RETURNING id", now, now + max_age, ids)
-            return sorted(int(r["id"]) for r in rows)
+            rows = await _fetch(conn, q.REPLAY_DEAD, state=DeliveryState.PENDING, now=now,
+                                expires_at=now + max_age, every=ids is None, ids=ids or [])
+            return sorted(int(row["id"]) for row in rows)
 
         return await self._write(write)
 
     async def quarantined(self, limit: int = 1000) -> list[dict[str, Any]]:
-        rows = await self._run(lambda conn: conn.fetch(
-            "SELECT id, subhook_path, product, fields, body, content_type, problems, received_at"
-            " FROM quarantine WHERE state = 'held' ORDER BY id LIMIT $1", limit))
-        out = [dict(r) for r in rows]
-        for row in out:
-            row["problems"] = json.loads(row["problems"])
-        return out
+        return quarantine_listing(await self._run(lambda conn: _fetch(
+            conn, q.QUARANTINED, limit=limit)))
 
     async def resolve_quarantine(self, qid: int, event_id: int | None, note: str) -> None:
-        await self._write(lambda conn: conn.execute(
-            "UPDATE quarantine SET state = 'replayed', event_id = $1, note = $2 WHERE id = $3",
-            event_id, note, qid))
+        await self._write(lambda conn: _execute(
+            conn, q.RESOLVE_QUARANTINE, state=QuarantineState.REPLAYED, event_id=event_id,
+            note=note, id=qid))
 
     # -- retention --------------------------------------------------------------------------
 
@@ -546,31 +350,42 @@ class PostgresStore:
         (their deliveries and attempts go with them) and tokens first seen before
         ``tokens_before``; (events, tokens) deleted."""
         async def write(conn: Connection) -> tuple[int, int]:
-            events = await conn.execute(
-                "DELETE FROM events e WHERE e.received_at < $1 AND NOT EXISTS ("
-                " SELECT 1 FROM deliveries d WHERE d.event_id = e.id"
-                " AND (d.state <> 'delivered' OR d.updated_at >= $1))", delivered_before)
-            tokens = await conn.execute("DELETE FROM token_memory WHERE seen_at < $1",
-                                        tokens_before)
-            await conn.execute(
-                "DELETE FROM instances"
-                " WHERE heartbeat_at < extract(epoch FROM clock_timestamp())::float8 - $1",
-                c.INSTANCE_FORGET_AFTER_S)
-            return int(events.split()[-1]), int(tokens.split()[-1])
+            events = await _execute(conn, q.PRUNE_EVENTS, delivered_before=delivered_before)
+            tokens = await _execute(conn, q.PRUNE_TOKENS, tokens_before=tokens_before)
+            await _execute(conn, q.FORGET_INSTANCES, forget_after=c.INSTANCE_FORGET_AFTER_S)
+            return _changed(events), _changed(tokens)
 
         return await self._write(write)
 
 
+# Statements run with their parameters named (see Statement.args).
+
+async def _execute(conn: Connection, statement: Statement, source: object = None, /,
+                   **values: Any) -> str:
+    return await conn.execute(statement.postgres, *statement.args(source, **values))
+
+
+async def _fetch(conn: Connection, statement: Statement, source: object = None, /,
+                 **values: Any) -> list[asyncpg.Record]:
+    return await conn.fetch(statement.postgres, *statement.args(source, **values))
+
+
+async def _fetchrow(conn: Connection, statement: Statement, source: object = None, /,
+                    **values: Any) -> asyncpg.Record:
+    row = await conn.fetchrow(statement.postgres, *statement.args(source, **values))
+    assert row is not None
+    return row
+
+
+async def _fetchval(conn: Connection, statement: Statement, source: object = None, /,
+                    **values: Any) -> Any:
+    return await conn.fetchval(statement.postgres, *statement.args(source, **values))
+
+
+def _changed(status: str) -> int:
+    """Rows a statement changed, from its status ("DELETE 3")."""
+    return int(status.rsplit(maxsplit=1)[-1])
+
+
 async def _beat(conn: Connection, owners: list[str]) -> None:
-    await conn.execute(_BEAT, owners)
-
-
-async def _migrate(conn: Connection) -> None:
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        current = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
-        for version, script in enumerate(MIGRATIONS, start=1):
-            if version > current:
-                await conn.execute(script)
-                await conn.execute("INSERT INTO schema_version VALUES ($1)", version)
+    await _execute(conn, q.BEAT, owners=owners)

@@ -1,0 +1,142 @@
+"""Numbered versions of the layout, and how a store reaches the newest.
+
+Versions 1 to 3 are history (legacy.py): SQLite's 1 (first schema) and 2 (token memory);
+PostgreSQL's 1, 2 (instances) and 3 (token memory). Version 4 is the one layout
+(schema.py) in both dialects: PostgreSQL at 3 had it already, so its 4 changes nothing;
+SQLite's 3 is PostgreSQL's number and changes nothing, and its 4 rebuilds deliveries and
+attempts with ON DELETE CASCADE (copying their rows), makes ``deliveries_due`` partial and
+adds the indexes and table it lacked. From 5 on a migration is one text for both dialects,
+rendered like every statement (sql.render), and the layout changes with it.
+
+A new store (no version recorded) is created from the layout directly and records every
+version up to the newest, all of which the layout includes. A step that rebuilds from the
+layout (SQLite's 4) sees the newest layout: a later migration that changes a table it
+rebuilds must first freeze that step's table here (tests/test_store_layout.py upgrades an
+old store to the newest version and compares it with a new one, so it would notice).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
+
+from relay.store.legacy import POSTGRES as LEGACY_POSTGRES
+from relay.store.legacy import SQLITE as LEGACY_SQLITE
+from relay.store.schema import objects
+from relay.store.sql import Dialect, Statement, collect
+
+if TYPE_CHECKING:
+    import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    PostgresConnection: TypeAlias = (PoolConnectionProxy[asyncpg.Record]
+                                     | asyncpg.Connection[asyncpg.Record])
+
+#: The newest version: the layout of schema.py.
+LATEST = 4
+
+#: Key of the advisory lock that serialises migrations between PostgreSQL instances.
+MIGRATION_LOCK = 0x5EB400C
+
+CREATE_VERSIONS = Statement(
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+CURRENT_VERSION = Statement("SELECT max(version) AS version FROM schema_version")
+RECORD_VERSION = Statement("INSERT INTO schema_version (version) VALUES (:version)")
+LOCK_MIGRATIONS = Statement("SELECT pg_advisory_xact_lock(:key)", only=Dialect.POSTGRES)
+STATEMENTS = collect(globals())
+
+
+def _sqlite_one_layout(conn: sqlite3.Connection) -> None:
+    """4: deliveries and attempts gain ON DELETE CASCADE, which SQLite adds only by
+    rebuilding a table: each is created anew from the layout, its rows copied, the old
+    one dropped and the new one renamed (foreign keys are off meanwhile, and checked before
+    the commit). Then whatever of the layout the store lacks is created: the partial
+    indexes of the rebuilt tables, ``events_received``, ``instances``."""
+    layout = objects(Dialect.SQLITE)
+    # Only the layout's own names are formatted into these statements, never values.
+    for table in ("deliveries", "attempts"):
+        columns = ", ".join(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+        conn.execute(layout[table].replace(f"CREATE TABLE {table} ",
+                                           f"CREATE TABLE {table}_new ", 1))
+        conn.execute(f"INSERT INTO {table}_new ({columns}) SELECT {columns} FROM {table}")  # noqa: S608
+        conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {table}_new RENAME TO {table}")
+    have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    for name, create in layout.items():
+        if name not in have:
+            conn.execute(create)
+
+
+SqliteStep = str | Callable[[sqlite3.Connection], None] | None
+
+#: Each version's step, from 1; None: the version changes nothing in this dialect.
+SQLITE_STEPS: list[SqliteStep] = [*LEGACY_SQLITE, None, _sqlite_one_layout]
+POSTGRES_STEPS: list[str | None] = [*LEGACY_POSTGRES, None]
+assert len(SQLITE_STEPS) == len(POSTGRES_STEPS) == LATEST
+
+
+def migrate_sqlite(conn: sqlite3.Connection, target: int = LATEST) -> None:
+    """Bring the store of ``conn`` (autocommit, no transaction open) to ``target``, each
+    version in a transaction of its own. Foreign keys are off meanwhile (a rebuild drops
+    a table others refer to) and as they were after."""
+    foreign_keys = conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    conn.execute("PRAGMA foreign_keys=OFF")
+    try:
+        conn.execute(CREATE_VERSIONS.sqlite)
+        current = conn.execute(CURRENT_VERSION.sqlite).fetchone()[0] or 0
+        if current == 0 and target == LATEST:
+            _sqlite_step(conn, LATEST, _sqlite_create, versions=range(1, LATEST + 1))
+            return
+        for version in range(current + 1, target + 1):
+            _sqlite_step(conn, version, SQLITE_STEPS[version - 1])
+    finally:
+        conn.execute(f"PRAGMA foreign_keys={int(foreign_keys)}")
+
+
+def _sqlite_create(conn: sqlite3.Connection) -> None:
+    for create in objects(Dialect.SQLITE).values():
+        conn.execute(create)
+
+
+def _sqlite_step(conn: sqlite3.Connection, version: int, step: SqliteStep,
+                 versions: range | None = None) -> None:
+    record = [RECORD_VERSION.args(version=v) for v in versions or (version,)]
+    if isinstance(step, str):
+        # executescript commits first whatever is open: the script carries its transaction.
+        conn.executescript(f"BEGIN;\n{step}\nINSERT INTO schema_version VALUES ({version});"
+                           "\nCOMMIT;")
+        return
+    conn.execute("BEGIN")
+    try:
+        if step is not None:
+            step(conn)
+        problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise sqlite3.IntegrityError(f"migration {version}: rows refer to missing rows: "
+                                         f"{[tuple(p) for p in problems[:5]]}")
+        conn.executemany(RECORD_VERSION.sqlite, record)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+async def migrate_postgres(conn: PostgresConnection, target: int = LATEST) -> None:
+    """Bring the database of ``conn`` to ``target`` in one transaction, under an advisory
+    lock, so instances starting together do not race."""
+    async with conn.transaction():
+        await conn.execute(LOCK_MIGRATIONS.postgres, MIGRATION_LOCK)
+        await conn.execute(CREATE_VERSIONS.postgres)
+        current = await conn.fetchval(CURRENT_VERSION.postgres) or 0
+        if current == 0 and target == LATEST:
+            for create in objects(Dialect.POSTGRES).values():
+                await conn.execute(create)
+            await conn.executemany(RECORD_VERSION.postgres,
+                                   [RECORD_VERSION.args(version=v) for v in range(1, LATEST + 1)])
+            return
+        for version in range(current + 1, target + 1):
+            step = POSTGRES_STEPS[version - 1]
+            if step:
+                await conn.execute(step)
+            await conn.execute(RECORD_VERSION.postgres, version)

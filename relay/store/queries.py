@@ -1,0 +1,245 @@
+"""Every statement the stores run, each written once (how: relay/store/sql.py).
+
+Most serve both dialects. A few are one dialect's own because the two do different things,
+not the same thing in other words: PostgreSQL ingests in one round trip (data-modifying
+CTEs, which SQLite lacks) and claims with ``FOR UPDATE SKIP LOCKED`` under leases that also
+end with their owner's heartbeat; SQLite, one writer on one connection, claims in three
+cheap steps. Those are marked ``only=``.
+
+States written are parameters (``state = :state``, a DeliveryState or QuarantineState);
+states filtered on are ``{pending}``-style literals rendered from the same StrEnums
+(see sql.STATES for why).
+"""
+
+from __future__ import annotations
+
+from relay.store.sql import Dialect, Statement, collect
+
+# -- ingest -------------------------------------------------------------------------------
+
+REMEMBER_TOKEN = Statement("""
+INSERT INTO token_memory (key, seen_at) VALUES (:key, :seen_at) ON CONFLICT DO NOTHING
+""")
+
+INSERT_EVENT = Statement("""
+INSERT INTO events (webhook_id, identity, token, product, event, tag, fields, body,
+                    content_type, received_at)
+VALUES (:webhook_id, :identity, :token, :product, :event, :tag, :fields, :body,
+        :content_type, :received_at)
+ON CONFLICT DO NOTHING
+""", only=Dialect.SQLITE)
+
+INSERT_DELIVERY = Statement("""
+INSERT INTO deliveries (event_id, destination, state, attempt, next_attempt_at, expires_at,
+                        updated_at)
+VALUES (:event_id, :destination, :state, :attempt, :next_attempt_at, :expires_at,
+        :updated_at)
+""", only=Dialect.SQLITE)
+
+#: One round trip: remember the token, then (only if it is new, or ``token_seen``) the
+#: event, then (only if its identity is new) its deliveries; the new event's id, or NULL
+#: for a duplicate.
+INGEST = Statement("""
+WITH fresh AS (
+    INSERT INTO token_memory (key, seen_at) VALUES (:key, :received_at)
+    ON CONFLICT DO NOTHING RETURNING 1
+), event AS (
+    INSERT INTO events (webhook_id, identity, token, product, event, tag, fields, body,
+                        content_type, received_at)
+    SELECT :webhook_id, :identity, :token, :product, :event, :tag, :fields, :body,
+           :content_type, :received_at
+    WHERE EXISTS (SELECT 1 FROM fresh) OR :token_seen::boolean
+    ON CONFLICT (identity) DO NOTHING RETURNING id
+), owed AS (
+    INSERT INTO deliveries (event_id, destination, state, attempt, next_attempt_at,
+                            expires_at, updated_at)
+    SELECT event.id, d.name, {pending}, 0, :received_at, d.expires, :received_at
+    FROM event, unnest(:destinations::text[], :expires::float8[]) AS d(name, expires)
+)
+SELECT id FROM event
+""", only=Dialect.POSTGRES)
+
+SEEN = Statement("""
+SELECT EXISTS (SELECT 1 FROM token_memory WHERE key = :key)
+       OR EXISTS (SELECT 1 FROM events WHERE identity = :identity) AS seen
+""")
+
+QUARANTINE = Statement("""
+INSERT INTO quarantine (identity, subhook_path, product, fields, body, content_type,
+                        problems, received_at, state)
+VALUES (:identity, :subhook_path, :product, :fields, :body, :content_type, :problems,
+        :received_at, :state)
+ON CONFLICT (identity) DO UPDATE SET problems = excluded.problems
+RETURNING id
+""")
+
+# -- delivery -----------------------------------------------------------------------------
+
+#: What a worker needs to send a claimed delivery: ClaimedDelivery's fields, by name.
+_CLAIMED_COLUMNS = """d.id, d.event_id, d.destination, d.attempt, d.expires_at, e.webhook_id,
+       e.product, e.event, e.fields, e.body, e.content_type, d.next_attempt_at"""
+
+#: A due row is free when it is not leased or its lease ran out (by the caller's time).
+DUE = Statement("""
+SELECT id FROM deliveries
+WHERE state = {pending} AND destination = :destination AND next_attempt_at <= :now
+  AND (lease_until IS NULL OR lease_until < :now)
+ORDER BY next_attempt_at LIMIT :limit
+""", only=Dialect.SQLITE)
+
+LEASE = Statement("""
+UPDATE deliveries SET lease_owner = :owner, lease_until = :lease_until WHERE id IN (:ids)
+""", only=Dialect.SQLITE, array=("ids", "bigint"))
+
+CLAIMED = Statement(f"""
+SELECT {_CLAIMED_COLUMNS}
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.id IN (:ids) ORDER BY d.next_attempt_at
+""", only=Dialect.SQLITE, array=("ids", "bigint"))  # noqa: S608 (a constant column list)
+
+#: Destinations with a due row free to claim (as in DUE).
+PENDING_DESTINATIONS = Statement("""
+SELECT DISTINCT destination FROM deliveries
+WHERE state = {pending} AND next_attempt_at <= :now
+  AND (lease_until IS NULL OR lease_until < :now)
+""", only=Dialect.SQLITE)
+
+#: A due row is free when it is not leased, its lease ran out (by the caller's time), or
+#: its owner has no beat within ``dead_after`` seconds. The owners alive are one
+#: uncorrelated subquery, hashed once per statement, so the claim still walks the partial
+#: index ``deliveries_due`` rather than the table. (NOT IN is safe: ``owner`` is never NULL,
+#: and a NULL lease_owner comes with a NULL lease_until.)
+CLAIM = Statement(f"""
+WITH due AS (
+    SELECT id FROM deliveries
+    WHERE state = {{pending}} AND destination = :destination AND next_attempt_at <= :now
+      AND (lease_until IS NULL OR lease_until < :now
+           OR lease_owner NOT IN (
+               SELECT owner FROM instances WHERE heartbeat_at >= {{db_now}} - :dead_after))
+    ORDER BY next_attempt_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE deliveries d SET lease_owner = :owner, lease_until = :lease_until
+FROM due, events e
+WHERE d.id = due.id AND e.id = d.event_id
+RETURNING {_CLAIMED_COLUMNS}
+""", only=Dialect.POSTGRES)  # noqa: S608 (a constant column list)
+
+#: Destinations with a due row free to claim (as in CLAIM).
+PENDING_DESTINATIONS_ALIVE = Statement("""
+SELECT DISTINCT destination FROM deliveries
+WHERE state = {pending} AND next_attempt_at <= :now
+  AND (lease_until IS NULL OR lease_until < :now
+       OR lease_owner NOT IN (
+           SELECT owner FROM instances WHERE heartbeat_at >= {db_now} - :dead_after))
+""", only=Dialect.POSTGRES)
+
+RECORD_ATTEMPT = Statement("""
+INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, http_status, error,
+                      outcome)
+VALUES (:delivery_id, :attempt, :started_at, :duration_ms, :http_status, :error, :state)
+""")
+
+#: The delivery after an attempt: its new state, and free of its lease.
+SETTLE = Statement("""
+UPDATE deliveries SET state = :state, attempt = :attempt,
+       next_attempt_at = coalesce(:next_attempt_at, next_attempt_at),
+       lease_owner = NULL, lease_until = NULL, last_error = :error, updated_at = :updated_at
+WHERE id = :delivery_id
+""")
+
+RELEASE = Statement("""
+UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
+WHERE lease_owner = :owner AND state = {pending}
+""")
+
+#: Run by the one process that owns an SQLite file, on open: leases a killed predecessor
+#: left are void.
+VOID_LEASES = Statement("""
+UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL
+""", only=Dialect.SQLITE)
+
+# -- instances (PostgreSQL's several relays) ----------------------------------------------
+
+BEAT = Statement("""
+INSERT INTO instances (owner, heartbeat_at)
+SELECT unnest(:owners::text[]), {db_now}
+ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+""", only=Dialect.POSTGRES)
+
+LEAVE = Statement("""
+DELETE FROM instances WHERE owner = ANY(:owners::text[])
+""", only=Dialect.POSTGRES)
+
+FORGET_INSTANCES = Statement("""
+DELETE FROM instances WHERE heartbeat_at < {db_now} - :forget_after
+""", only=Dialect.POSTGRES)
+
+# -- what the operator and /metrics see ---------------------------------------------------
+
+PING = Statement("SELECT 1")
+
+COUNTS = Statement("""
+SELECT (SELECT count(*) FROM deliveries WHERE state = {pending}) AS pending,
+       (SELECT count(*) FROM deliveries WHERE state = {dead}) AS dead
+""")
+
+BACKLOG = Statement("""
+SELECT d.destination, count(*) AS count, min(e.received_at) AS oldest
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.state = {pending} GROUP BY d.destination
+""")
+
+DEAD_AND_HELD = Statement("""
+SELECT (SELECT count(*) FROM deliveries WHERE state = {dead}) AS dead,
+       (SELECT count(*) FROM quarantine WHERE state = {held}) AS held
+""")
+
+DEAD_LETTERS = Statement("""
+SELECT d.id, d.destination, d.attempt, d.last_error, d.updated_at, e.webhook_id,
+       e.product, e.event, e.fields
+FROM deliveries d JOIN events e ON e.id = d.event_id
+WHERE d.state = {dead} ORDER BY d.id LIMIT :limit
+""")
+
+ATTEMPTS = Statement("""
+SELECT attempt, started_at, duration_ms, http_status, error, outcome FROM attempts
+WHERE delivery_id = :delivery_id ORDER BY id
+""")
+
+#: Every dead letter when ``every``, else those of ``ids``.
+REPLAY_DEAD = Statement("""
+UPDATE deliveries SET state = :state, attempt = 0, next_attempt_at = :now,
+       expires_at = :expires_at, lease_owner = NULL, lease_until = NULL, updated_at = :now
+WHERE state = {dead} AND (:every OR id IN (:ids))
+RETURNING id
+""", array=("ids", "bigint"))
+
+QUARANTINED = Statement("""
+SELECT id, subhook_path, product, fields, body, content_type, problems, received_at
+FROM quarantine WHERE state = {held} ORDER BY id LIMIT :limit
+""")
+
+RESOLVE_QUARANTINE = Statement("""
+UPDATE quarantine SET state = :state, event_id = :event_id, note = :note WHERE id = :id
+""")
+
+# -- retention ----------------------------------------------------------------------------
+
+#: Events every delivery of which was delivered before the cut; their deliveries and
+#: attempts go with them (ON DELETE CASCADE). Dead and pending deliveries keep their event.
+PRUNE_EVENTS = Statement("""
+DELETE FROM events
+WHERE received_at < :delivered_before AND NOT EXISTS (
+    SELECT 1 FROM deliveries d WHERE d.event_id = events.id
+    AND (d.state <> {delivered} OR d.updated_at >= :delivered_before))
+""")
+
+PRUNE_TOKENS = Statement("""
+DELETE FROM token_memory WHERE seen_at < :tokens_before
+""")
+
+
+#: Every statement by name (the layout test prepares each on each dialect it serves).
+STATEMENTS = collect(globals())

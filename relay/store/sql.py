@@ -1,0 +1,215 @@
+"""How SQL is written once and run on SQLite and PostgreSQL alike.
+
+A statement is one dialect-neutral text (relay/store/queries.py). Its parameters are
+``:name``; ``{word}`` stands for text that differs by dialect (a type or a function, the
+``DIALECTS`` table below) or for a state, rendered from its StrEnum as a quoted literal.
+At import the text is rendered for each dialect it serves and its parameters are numbered
+once, in order of first use: ``?1``, ``?2``.. for sqlite3 (SQLite's numbered form, so a
+parameter used twice is bound once, as in PostgreSQL) and ``$1``, ``$2``.. for asyncpg. A
+call names its values (``stmt.args(key=k, seen_at=t)``, or a record whose attributes carry
+the names, ``stmt.args(event)``), and they are put in that order: no caller counts
+placeholders, and rows come back as records by column name (``from_row``), never by
+position.
+
+One parameter of a statement may be a list, written ``IN (:ids)``: PostgreSQL binds it as
+one array (``= ANY($n::bigint[])``), SQLite as one ``?`` per item, expanded at the call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from enum import StrEnum
+from operator import attrgetter, itemgetter
+from typing import Any, Protocol, TypeVar
+
+from relay.store.base import DeliveryState, Gauges, QuarantineState
+
+
+class Dialect(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+
+
+#: Filtered-on states are literals in the text, not parameters: a partial index
+#: (``deliveries_due``, ``deliveries_dead``) serves only a query whose text names its state.
+STATES = {member.name.lower(): f"'{member.value}'"
+          for enum in (DeliveryState, QuarantineState) for member in enum}
+
+#: What ``{word}`` becomes in each dialect. A word a dialect lacks cannot be used by a
+#: statement that dialect serves: rendering fails at import.
+DIALECTS: Mapping[Dialect, Mapping[str, str]] = {
+    Dialect.SQLITE: {
+        **STATES,
+        "id": "INTEGER PRIMARY KEY",  # the rowid: the fastest key SQLite has
+        "ref": "INTEGER",
+        "real": "REAL",
+        "blob": "BLOB",
+        "without_rowid": " WITHOUT ROWID",
+    },
+    Dialect.POSTGRES: {
+        **STATES,
+        "id": "BIGSERIAL PRIMARY KEY",
+        "ref": "BIGINT",
+        "real": "DOUBLE PRECISION",
+        "blob": "BYTEA",
+        "without_rowid": "",
+        # The database's clock, never an instance's: instances on several hosts may
+        # disagree about the time (see postgres.py's heartbeats).
+        "db_now": "extract(epoch FROM clock_timestamp())::float8",
+    },
+}
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def render(text: str, dialect: Dialect) -> str:
+    """``text`` with its ``{word}``s replaced for ``dialect``."""
+    return text.format_map(DIALECTS[dialect])
+
+
+class Statement:
+    """One statement, rendered for the dialects it serves (both unless ``only``): its text
+    for each is ``.sqlite`` and ``.postgres``.
+
+    ``array`` names a list parameter and its PostgreSQL element type, for ``IN (:name)``.
+    """
+
+    __slots__ = ("_by_attr", "_by_key", "_expanded", "array", "name", "only", "params",
+                 "postgres", "sqlite")
+    sqlite: str
+    postgres: str
+
+    def __init__(self, text: str, *, only: Dialect | None = None,
+                 array: tuple[str, str] | None = None) -> None:
+        self.name = "?"  # set by collect()
+        self.only = only
+        self.array = array
+        dialects = [only] if only else list(Dialect)
+        rendered = {d: render(text, d) for d in dialects}
+        first = rendered[dialects[0]]
+        names = list(dict.fromkeys(_PARAM.findall(first)))
+        if array is not None:
+            if first.count(f"IN (:{array[0]})") != 1 or names.count(array[0]) != 1:
+                raise ValueError(f"list parameter {array[0]} must appear once, as IN (:name)")
+            names.remove(array[0])
+            names.append(array[0])  # last, so SQLite's expansion numbers on from it
+        self.params: tuple[str, ...] = tuple(names)
+        number = {name: i for i, name in enumerate(names, start=1)}
+        for dialect, body in rendered.items():
+            setattr(self, dialect.value, _numbered(body, dialect, number, array))
+        self._expanded: dict[int, str] = {}
+        self._by_key, self._by_attr = _getters(self.params)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for the text of a dialect the statement does not serve.
+        if name in Dialect.__members__.values():
+            raise LookupError(f"statement {self.name} is written for {self.only} only")
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"<Statement {self.name}>"
+
+    def text(self, dialect: Dialect) -> str:
+        text: str = getattr(self, dialect.value)
+        return text
+
+    def args(self, source: object = None, /, **values: Any) -> tuple[Any, ...]:
+        """The values of the parameters, in their numbered order: each taken from
+        ``values`` by name, else from the attribute of that name of ``source``."""
+        if source is None:
+            if len(values) != len(self.params):
+                raise TypeError(f"statement {self.name} takes {self.params}, "
+                                f"not {tuple(values)}")
+            return self._by_key(values)
+        if not values:
+            return self._by_attr(source)
+        return tuple(values[p] if p in values else getattr(source, p) for p in self.params)
+
+    def sqlite_call(self, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        """The SQLite text and its arguments; a list parameter (the last) becomes one
+        placeholder per item."""
+        if self.array is None:
+            return self.sqlite, args
+        *scalars, items = args
+        text = self._expanded.get(len(items))
+        if text is None:
+            first = len(scalars) + 1
+            marks = ",".join(f"?{first + i}" for i in range(len(items)))
+            text = self.sqlite.replace(f"IN (?{first})", f"IN ({marks})")
+            self._expanded[len(items)] = text
+        return text, (*scalars, *items)
+
+
+Getter = Callable[[Any], tuple[Any, ...]]
+
+
+def _getters(names: tuple[str, ...]) -> tuple[Getter, Getter]:
+    """Functions taking ``names`` from a mapping and from attributes, always as a tuple
+    (operator's getters, which run in C, return a bare value for a single name)."""
+    if len(names) > 1:
+        return itemgetter(*names), attrgetter(*names)
+    if names:
+        key, attr = itemgetter(names[0]), attrgetter(names[0])
+        return (lambda values: (key(values),)), (lambda source: (attr(source),))
+    return (lambda values: ()), (lambda source: ())
+
+
+def collect(namespace: Mapping[str, Any]) -> dict[str, Statement]:
+    """The statements of a module's namespace, each told its name."""
+    found = {name.lower(): value for name, value in namespace.items()
+             if isinstance(value, Statement)}
+    for name, statement in found.items():
+        statement.name = name
+    return found
+
+
+def _numbered(body: str, dialect: Dialect, number: Mapping[str, int],
+              array: tuple[str, str] | None) -> str:
+    if dialect is Dialect.SQLITE:
+        return _PARAM.sub(lambda m: f"?{number[m[1]]}", body)
+    if array is not None:
+        body = body.replace(f"IN (:{array[0]})", f"= ANY(:{array[0]}::{array[1]}[])")
+    return _PARAM.sub(lambda m: f"${number[m[1]]}", body)
+
+
+class Row(Protocol):
+    """A result row that answers by column name (sqlite3.Row, asyncpg.Record)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+    def keys(self) -> Iterable[str]: ...
+
+
+R = TypeVar("R")
+
+
+_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+
+
+def from_row(cls: type[R], row: Row) -> R:
+    """The dataclass ``cls`` from the columns of ``row`` named as its fields (a missing
+    column fails loudly; columns it has no field for are ignored)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return cls(**{name: row[name] for name in names})
+
+
+def as_dicts(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    return [dict(row) for row in rows]
+
+
+def gauges_from(backlog: Iterable[Row], totals: Row) -> Gauges:
+    """Gauges from the rows of queries.BACKLOG and queries.DEAD_AND_HELD."""
+    return Gauges({row["destination"]: (int(row["count"]), float(row["oldest"]))
+                   for row in backlog}, int(totals["dead"]), int(totals["held"]))
+
+
+def quarantine_listing(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """Rows of queries.QUARANTINED, their problems as the list they were stored as."""
+    listing = as_dicts(rows)
+    for row in listing:
+        row["problems"] = json.loads(row["problems"])
+    return listing
