@@ -365,35 +365,40 @@ def queue_depth(base: str) -> int:
 
 def populate(db: Path, delivered_rows: int) -> float:
     """Fill a store with ``delivered_rows`` delivered deliveries (two per event) and their
-    attempts and tokens, through the relay's own migrations."""
+    attempts and tokens, in the relay's own layout and with its own statements."""
     from relay.signature import token_key
-    from relay.store.sqlite import _migrate
+    from relay.store import queries as q
+    from relay.store.base import DeliveryState
+    from relay.store.migrations import migrate_sqlite
 
     started = time.monotonic()
     body = generate(1)[0].body
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    _migrate(conn)
+    migrate_sqlite(conn)
     now = time.time() - 3600
     events = delivered_rows // 2
+    delivered = DeliveryState.DELIVERED
+
+    def delivery_id(event_id: int, k: int) -> int:  # rowids as inserted: 1, 2, 3, ...
+        return 2 * (event_id - 1) + k + 1
+
     conn.execute("BEGIN")
     for first in range(0, events, 50_000):
         ids = range(first + 1, min(events, first + 50_000) + 1)
-        conn.executemany("INSERT INTO token_memory VALUES (?, ?)",
-                         ((token_key(f"{i:032x}"), now) for i in ids))
-        conn.executemany(
-            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            ((i, f"msg_{i:032x}", f"id{i:062x}", f"{i:032x}", "sms", "delivered", None,
-              f'{{"events":"delivered","send_id":"{i:032x}"}}', body,
-              "application/x-www-form-urlencoded", now) for i in ids))
-        conn.executemany(
-            "INSERT INTO deliveries (id, event_id, destination, state, attempt,"
-            " next_attempt_at, expires_at, updated_at) VALUES (?,?,?,'delivered',1,?,?,?)",
-            ((2 * i + k, i, "ab"[k], now, now + 3600, now) for i in ids for k in (0, 1)))
-        conn.executemany(
-            "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, http_status,"
-            " outcome) VALUES (?,1,?,1.0,200,'delivered')",
-            ((2 * i + k, now) for i in ids for k in (0, 1)))
+        conn.executemany(q.REMEMBER_TOKEN.sqlite, (
+            q.REMEMBER_TOKEN.args(key=token_key(f"{i:032x}"), seen_at=now) for i in ids))
+        conn.executemany(q.INSERT_EVENT.sqlite, (q.INSERT_EVENT.args(
+            webhook_id=f"msg_{i:032x}", identity=f"id{i:062x}", token=f"{i:032x}",
+            product="sms", event="delivered", tag=None,
+            fields=f'{{"events":"delivered","send_id":"{i:032x}"}}', body=body,
+            content_type="application/x-www-form-urlencoded", received_at=now) for i in ids))
+        conn.executemany(q.INSERT_DELIVERY.sqlite, (q.INSERT_DELIVERY.args(
+            event_id=i, destination="ab"[k], state=delivered, attempt=1, next_attempt_at=now,
+            expires_at=now + 3600, updated_at=now) for i in ids for k in (0, 1)))
+        conn.executemany(q.RECORD_ATTEMPT.sqlite, (q.RECORD_ATTEMPT.args(
+            delivery_id=delivery_id(i, k), attempt=1, started_at=now, duration_ms=1.0,
+            http_status=200, error=None, state=delivered) for i in ids for k in (0, 1)))
     conn.execute("COMMIT")
     conn.close()
     return time.monotonic() - started
