@@ -80,6 +80,8 @@ class Runtime:
     generation: int = 1
     #: called with "applied" or "refused" after each reload (relay_config_reloads_total)
     on_reload: Callable[[str], None] = lambda result: None
+    #: modification time of the file as last read (by a reload or when watching began)
+    seen_mtime: float | None = None
 
     @classmethod
     def load(cls, path: Path) -> Runtime:
@@ -99,6 +101,9 @@ class Runtime:
         source = self.settings.source
         if source is None:
             return False
+        # Whatever happens, this version of the file has been read: the watcher must not
+        # read it again (a SIGHUP and the watcher would otherwise both apply one edit).
+        self.seen_mtime = self._mtime()
         try:
             settings, schemas = _load(source)
         except (ConfigError, SchemaLoadError) as exc:
@@ -120,13 +125,14 @@ class Runtime:
         return True
 
     async def watch(self, interval: float = 1.0) -> None:
-        """Reload whenever the file's modification time changes."""
-        last = self._mtime()
+        """Reload whenever the file's modification time changes (and the change was not
+        read already, by a SIGHUP)."""
+        if self.seen_mtime is None:
+            self.seen_mtime = self._mtime()
         while True:
             await asyncio.sleep(interval)
             current = self._mtime()
-            if current is not None and current != last:
-                last = current
+            if current is not None and current != self.seen_mtime:
                 try:
                     self.reload()
                 except Exception:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -34,13 +36,27 @@ from relay.store.sqlite import SqliteStore
 pytestmark = pytest.mark.timeout(240)
 
 
+def rewrite_unseen(path: Path, write: Callable[[Path], object]) -> None:
+    """Rewrite the config so that only a SIGHUP makes the relay read it: the new file takes
+    the old one's modification time and replaces it in one rename, so the file watcher
+    (which reloads on a new mtime, within a second) sees no change. Otherwise the watcher
+    reloads the same edit a second time whenever it looks before the next edit, and the
+    generation counts both."""
+    stat = path.stat()
+    new = path.with_name(path.name + ".new")
+    write(new)
+    os.utime(new, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.replace(new, path)
+
+
 async def test_sighup_reload_and_refused_edit(
     tmp_path: Path, start_relay: StartRelay, make_flaky: MakeFlaky
 ) -> None:
     """SIGHUP reloads the file; a broken file is refused and the process keeps serving."""
     sink, url = await make_flaky(0.0)
     relay = await start_relay("  []")
-    write_relay_config(relay.config, relay.port, one_route(url), tmp_path / "relay.db")
+    rewrite_unseen(relay.config, lambda new: write_relay_config(
+        new, relay.port, one_route(url), tmp_path / "relay.db"))
     assert relay.proc is not None
     relay.proc.send_signal(signal.SIGHUP)
     acked: set[str] = set()
@@ -57,7 +73,8 @@ async def test_sighup_reload_and_refused_edit(
     await push_many(relay.url, 0, 5, acked)
     await wait_until(lambda: sink.accepted == acked == {f"evt-{i}" for i in range(5)}, 10,
                      "not routed after reload")
-    relay.config.write_text("subhooks: {broken", encoding="utf-8")
+    rewrite_unseen(relay.config,
+                   lambda new: new.write_text("subhooks: {broken", encoding="utf-8"))
     relay.proc.send_signal(signal.SIGHUP)
     # The SIGHUP is handled once the refusal is logged (or the process is gone).
     await wait_until(lambda: "config reload refused" in relay.log.read_text()

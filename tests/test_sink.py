@@ -113,7 +113,8 @@ async def test_without_secret_prints_no_verdict(aiohttp_client: Any) -> None:
 async def test_control_characters_in_values_stay_on_one_line(aiohttp_client: Any) -> None:
     """Line breaks and control characters from a body are escaped: one request, one line."""
     client, out = await sink(aiohttp_client, secret=None)
-    hostile = {"events": "delivered\nFAKE sms/delivered msg_x", "address": "138\u2028\x1b0013\r8000"}
+    hostile = {"events": "delivered\nFAKE sms/delivered msg_x",
+               "address": "138\u2028\x1b0013\r8000"}
     headers = forwarded(b"", secret=None)
     del headers["X-Subhook-Event"]
     response = await client.post("/", data=json.dumps(hostile), headers=headers)
