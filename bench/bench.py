@@ -368,7 +368,7 @@ def populate(db: Path, delivered_rows: int) -> float:
     attempts and tokens, in the relay's own layout and with its own statements."""
     from relay.signature import token_key
     from relay.store import queries as q
-    from relay.store.base import DeliveryState
+    from relay.store.base import AttemptRecord, DeliveryState
     from relay.store.migrations import migrate_sqlite
 
     started = time.monotonic()
@@ -387,18 +387,20 @@ def populate(db: Path, delivered_rows: int) -> float:
     for first in range(0, events, 50_000):
         ids = range(first + 1, min(events, first + 50_000) + 1)
         conn.executemany(q.REMEMBER_TOKEN.sqlite, (
-            q.REMEMBER_TOKEN.args(key=token_key(f"{i:032x}"), seen_at=now) for i in ids))
-        conn.executemany(q.INSERT_EVENT.sqlite, (q.INSERT_EVENT.args(
+            q.REMEMBER_TOKEN.bind(key=token_key(f"{i:032x}"), seen_at=now) for i in ids))
+        conn.executemany(q.INSERT_EVENT.sqlite, (q.INSERT_EVENT.bind(
             webhook_id=f"msg_{i:032x}", identity=f"id{i:062x}", token=f"{i:032x}",
             product="sms", event="delivered", tag=None,
             fields=f'{{"events":"delivered","send_id":"{i:032x}"}}', body=body,
             content_type="application/x-www-form-urlencoded", received_at=now) for i in ids))
-        conn.executemany(q.INSERT_DELIVERY.sqlite, (q.INSERT_DELIVERY.args(
-            event_id=i, destination="ab"[k], state=delivered, attempt=1, next_attempt_at=now,
-            expires_at=now + 3600, updated_at=now) for i in ids for k in (0, 1)))
-        conn.executemany(q.RECORD_ATTEMPT.sqlite, (q.RECORD_ATTEMPT.args(
-            delivery_id=delivery_id(i, k), attempt=1, started_at=now, duration_ms=1.0,
-            http_status=200, error=None, state=delivered) for i in ids for k in (0, 1)))
+        conn.executemany(q.INSERT_DELIVERY.sqlite, (q.INSERT_DELIVERY.bind(
+            event_id=i, destination="ab"[k], next_attempt_at=now, expires_at=now + 3600,
+            updated_at=now) for i in ids for k in (0, 1)))
+        # Delivered as the worker records it: the attempt, then the delivery settled.
+        attempts = [AttemptRecord(delivery_id(i, k), 1, now, 1.0, 200, None, delivered)
+                    for i in ids for k in (0, 1)]
+        conn.executemany(q.RECORD_ATTEMPT.sqlite, map(q.RECORD_ATTEMPT.args, attempts))
+        conn.executemany(q.SETTLE.sqlite, (q.SETTLE.args(a, updated_at=now) for a in attempts))
     conn.execute("COMMIT")
     conn.close()
     return time.monotonic() - started

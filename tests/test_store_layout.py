@@ -390,9 +390,10 @@ def test_named_parameters_are_numbered_once_per_dialect() -> None:
     statement = Statement("SELECT :b, :a::text, :b WHERE x = {dead}")
     assert statement.sqlite == "SELECT ?1, ?2::text, ?1 WHERE x = 'dead'"
     assert statement.postgres == "SELECT $1, $2::text, $1 WHERE x = 'dead'"
-    assert statement.args(a="A", b="B") == ("B", "A")
-    with pytest.raises(TypeError):
-        statement.args(a="A", b="B", c="C")
+    assert statement.args(a="A", b="B") == statement.bind(b="B", a="A") == ("B", "A")
+    for wrong in ({"a": "A"}, {"a": "A", "b": "B", "c": "C"}):
+        with pytest.raises(TypeError):
+            statement.bind(**wrong)
     listed = Statement("SELECT x FROM t WHERE y = :y AND x IN (:ids)", array=("ids", "bigint"))
     assert listed.postgres == "SELECT x FROM t WHERE y = $1 AND x = ANY($2::bigint[])"
     assert listed.sqlite_call(listed.args(ids=[7, 8, 9], y=0)) \

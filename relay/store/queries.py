@@ -29,11 +29,11 @@ VALUES (:webhook_id, :identity, :token, :product, :event, :tag, :fields, :body,
 ON CONFLICT DO NOTHING
 """, only=Dialect.SQLITE)
 
+#: A delivery owed: pending, no attempt made yet.
 INSERT_DELIVERY = Statement("""
 INSERT INTO deliveries (event_id, destination, state, attempt, next_attempt_at, expires_at,
                         updated_at)
-VALUES (:event_id, :destination, :state, :attempt, :next_attempt_at, :expires_at,
-        :updated_at)
+VALUES (:event_id, :destination, {pending}, 0, :next_attempt_at, :expires_at, :updated_at)
 """, only=Dialect.SQLITE)
 
 #: One round trip: remember the token, then (only if it is new, or ``token_seen``) the

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any, Protocol, TypeVar
 
 from relay.store.base import DeliveryState, Gauges, QuarantineState
@@ -77,7 +78,7 @@ class Statement:
     ``array`` names a list parameter and its PostgreSQL element type, for ``IN (:name)``.
     """
 
-    __slots__ = ("_by_attr", "_by_key", "_expanded", "array", "name", "only", "params",
+    __slots__ = ("_by_attr", "_expanded", "array", "bind", "name", "only", "params",
                  "postgres", "sqlite")
     sqlite: str
     postgres: str
@@ -101,7 +102,10 @@ class Statement:
         for dialect, body in rendered.items():
             setattr(self, dialect.value, _numbered(body, dialect, number, array))
         self._expanded: dict[int, str] = {}
-        self._by_key, self._by_attr = _getters(self.params)
+        self._by_attr = _attr_getter(self.params)
+        #: ``bind(name=value, ...)``: the values in their numbered order; every parameter
+        #: and no other must be named (the cheapest way to bind by name, for hot paths)
+        self.bind: Callable[..., tuple[Any, ...]] = _binder(self.params)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for the text of a dialect the statement does not serve.
@@ -120,12 +124,12 @@ class Statement:
         """The values of the parameters, in their numbered order: each taken from
         ``values`` by name, else from the attribute of that name of ``source``."""
         if source is None:
-            if len(values) != len(self.params):
-                raise TypeError(f"statement {self.name} takes {self.params}, "
-                                f"not {tuple(values)}")
-            return self._by_key(values)
+            return self.bind(**values)
         if not values:
             return self._by_attr(source)
+        unknown = values.keys() - set(self.params)
+        if unknown:
+            raise TypeError(f"statement {self.name} takes no {sorted(unknown)}")
         return tuple(values[p] if p in values else getattr(source, p) for p in self.params)
 
     def sqlite_call(self, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
@@ -139,22 +143,38 @@ class Statement:
             first = len(scalars) + 1
             marks = ",".join(f"?{first + i}" for i in range(len(items)))
             text = self.sqlite.replace(f"IN (?{first})", f"IN ({marks})")
-            self._expanded[len(items)] = text
+            if len(self._expanded) < 512:  # the lengths claims and replays use
+                self._expanded[len(items)] = text
         return text, (*scalars, *items)
 
 
 Getter = Callable[[Any], tuple[Any, ...]]
 
 
-def _getters(names: tuple[str, ...]) -> tuple[Getter, Getter]:
-    """Functions taking ``names`` from a mapping and from attributes, always as a tuple
-    (operator's getters, which run in C, return a bare value for a single name)."""
+def _binder(names: tuple[str, ...]) -> Callable[..., tuple[Any, ...]]:
+    """``def bind(*, a, b): return (a, b)`` for ``names``: Python itself matches the
+    keywords, with no dict built per call (as dataclasses and namedtuple make __init__).
+    The names are identifiers matched by _PARAM, never values."""
+    if not names:
+        return lambda: ()
+    if any(keyword.iskeyword(name) for name in names):
+        raise ValueError(f"a parameter may not be a Python keyword: {names}")
+    source = f"def bind(*, {', '.join(names)}):\n    return ({', '.join(names)},)\n"
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # noqa: S102
+    bind: Callable[..., tuple[Any, ...]] = namespace["bind"]
+    return bind
+
+
+def _attr_getter(names: tuple[str, ...]) -> Getter:
+    """A function taking the attributes ``names`` of an object, always as a tuple
+    (operator.attrgetter, which runs in C, returns a bare value for a single name)."""
     if len(names) > 1:
-        return itemgetter(*names), attrgetter(*names)
+        return attrgetter(*names)
     if names:
-        key, attr = itemgetter(names[0]), attrgetter(names[0])
-        return (lambda values: (key(values),)), (lambda source: (attr(source),))
-    return (lambda values: ()), (lambda source: ())
+        attr = attrgetter(names[0])
+        return lambda source: (attr(source),)
+    return lambda source: ()
 
 
 def collect(namespace: Mapping[str, Any]) -> dict[str, Statement]:
@@ -163,6 +183,7 @@ def collect(namespace: Mapping[str, Any]) -> dict[str, Statement]:
              if isinstance(value, Statement)}
     for name, statement in found.items():
         statement.name = name
+        statement.bind.__qualname__ = f"{name}.bind"  # what its TypeErrors are about
     return found
 
 
