@@ -127,8 +127,9 @@ class Ingest:
         """Read and verify without a slot (a slow or forged push holds only its connection
         and the bytes it sent, within ``limits.max_buffered``); then validate and store
         holding one of ``limits.max_in_progress`` slots, which only signed pushes reach."""
-        check_address(request.remote, request.headers.getall("X-Forwarded-For", ()), subhook,
-                      settings)
+        if subhook.allow_ips:
+            check_address(request.remote, request.headers.getall("X-Forwarded-For", ()),
+                          subhook, settings)
         limits = settings.limits
         body = b"" if request.method == "GET" else await read_body(
             request, limits.max_body_size, limits.read_timeout, self.buffered,
