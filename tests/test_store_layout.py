@@ -394,6 +394,11 @@ def test_named_parameters_are_numbered_once_per_dialect() -> None:
     for wrong in ({"a": "A"}, {"a": "A", "b": "B", "c": "C"}):
         with pytest.raises(TypeError):
             statement.bind(**wrong)
+    record = QuarantinedPush("i", "/p", "sms", "{}", b"", "t", "[]", 1.0)
+    named = Statement("SELECT :product, :state, :identity")
+    assert named.args(record, state="held") == ("sms", "held", "i")  # attributes, then names
+    with pytest.raises(TypeError):
+        named.args(record, stat="held")
     listed = Statement("SELECT x FROM t WHERE y = :y AND x IN (:ids)", array=("ids", "bigint"))
     assert listed.postgres == "SELECT x FROM t WHERE y = $1 AND x = ANY($2::bigint[])"
     assert listed.sqlite_call(listed.args(ids=[7, 8, 9], y=0)) \

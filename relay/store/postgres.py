@@ -46,7 +46,7 @@ from relay.store.base import (
 )
 from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_postgres
-from relay.store.sql import Statement, as_dicts, from_row, gauges_from, quarantine_listing
+from relay.store.sql import Statement, as_dicts, gauges_from, quarantine_listing, records
 
 T = TypeVar("T")
 if TYPE_CHECKING:  # the stubs make the pool's connection proxy generic; asyncpg does not
@@ -279,7 +279,7 @@ class PostgresStore:
                                     limit=limit, owner=owner, lease_until=lease_until,
                                     dead_after=self.dead_after)
                 rows = sorted(rows, key=lambda r: (r["next_attempt_at"], r["id"]))
-                claimed += [from_row(ClaimedDelivery, row) for row in rows]
+                claimed += records(ClaimedDelivery, rows)
             return claimed
 
         claimed = await self._write(write)

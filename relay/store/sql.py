@@ -21,9 +21,9 @@ import dataclasses
 import json
 import keyword
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol, TypeVar
 
 from relay.store.base import DeliveryState, Gauges, QuarantineState
@@ -78,8 +78,8 @@ class Statement:
     ``array`` names a list parameter and its PostgreSQL element type, for ``IN (:name)``.
     """
 
-    __slots__ = ("_by_attr", "_expanded", "array", "bind", "name", "only", "params",
-                 "postgres", "sqlite")
+    __slots__ = ("_by_attr", "_expanded", "_mixed", "array", "bind", "name", "only",
+                 "params", "postgres", "sqlite")
     sqlite: str
     postgres: str
 
@@ -103,6 +103,7 @@ class Statement:
             setattr(self, dialect.value, _numbered(body, dialect, number, array))
         self._expanded: dict[int, str] = {}
         self._by_attr = _attr_getter(self.params)
+        self._mixed: dict[tuple[str, ...], Callable[[object, dict[str, Any]], tuple[Any, ...]]] = {}
         #: ``bind(name=value, ...)``: the values in their numbered order; every parameter
         #: and no other must be named (the cheapest way to bind by name, for hot paths)
         self.bind: Callable[..., tuple[Any, ...]] = _binder(self.params)
@@ -127,10 +128,16 @@ class Statement:
             return self.bind(**values)
         if not values:
             return self._by_attr(source)
-        unknown = values.keys() - set(self.params)
-        if unknown:
-            raise TypeError(f"statement {self.name} takes no {sorted(unknown)}")
-        return tuple(values[p] if p in values else getattr(source, p) for p in self.params)
+        given = tuple(values)
+        mixed = self._mixed.get(given)
+        if mixed is None:
+            unknown = set(given) - set(self.params)
+            if unknown:
+                raise TypeError(f"statement {self.name} takes no {sorted(unknown)}")
+            mixed = self._mixed[given] = _generated(
+                "mixed(source, values)", [f"values[{p!r}]" if p in given else f"source.{p}"
+                                          for p in self.params])
+        return mixed(source, values)
 
     def sqlite_call(self, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
         """The SQLite text and its arguments; a list parameter (the last) becomes one
@@ -159,11 +166,17 @@ def _binder(names: tuple[str, ...]) -> Callable[..., tuple[Any, ...]]:
         return lambda: ()
     if any(keyword.iskeyword(name) for name in names):
         raise ValueError(f"a parameter may not be a Python keyword: {names}")
-    source = f"def bind(*, {', '.join(names)}):\n    return ({', '.join(names)},)\n"
+    return _generated(f"bind(*, {', '.join(names)})", names)
+
+
+def _generated(signature: str, items: Iterable[str]) -> Callable[..., tuple[Any, ...]]:
+    """``def <signature>: return (<items>,)``, compiled once. Only parameter names (checked
+    identifiers) are formatted into it, never values."""
     namespace: dict[str, Any] = {}
-    exec(source, namespace)  # noqa: S102
-    bind: Callable[..., tuple[Any, ...]] = namespace["bind"]
-    return bind
+    exec(f"def {signature}:\n    return ({', '.join(items)},)\n", namespace)  # noqa: S102
+    function: Callable[..., tuple[Any, ...]] = next(
+        v for k, v in namespace.items() if k != "__builtins__")
+    return function
 
 
 def _attr_getter(names: tuple[str, ...]) -> Getter:
@@ -209,13 +222,29 @@ R = TypeVar("R")
 _FIELDS: dict[type[Any], tuple[str, ...]] = {}
 
 
-def from_row(cls: type[R], row: Row) -> R:
-    """The dataclass ``cls`` from the columns of ``row`` named as its fields (a missing
-    column fails loudly; columns it has no field for are ignored)."""
+def records(cls: type[R], rows: Sequence[Row]) -> list[R]:
+    """The dataclass ``cls`` from each row, each field from the column of its name (a
+    missing column fails loudly; columns it has no field for are ignored). The names are
+    looked up once per result, not once per row."""
+    if not rows:
+        return []
     names = _FIELDS.get(cls)
     if names is None:
         names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    return cls(**{name: row[name] for name in names})
+    columns = list(rows[0].keys())
+    try:
+        positions = [columns.index(name) for name in names]
+    except ValueError as exc:
+        raise LookupError(f"{cls.__name__}: the rows lack a column ({exc})") from None
+    pick: Callable[[Any], Any] = itemgetter(*positions)
+    if len(positions) == 1:  # itemgetter of one position answers the bare value
+        single = pick
+        pick = lambda row: (single(row),)  # noqa: E731
+    return [cls(*pick(row)) for row in rows]
+
+
+def from_row(cls: type[R], row: Row) -> R:
+    return records(cls, [row])[0]
 
 
 def as_dicts(rows: Iterable[Row]) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from relay.store.base import (
 from relay.store.grouping import GroupedWriter, unavailable
 from relay.store.migrations import migrate_sqlite
 from relay.store.ownership import OwnerLock
-from relay.store.sql import Statement, as_dicts, from_row, gauges_from, quarantine_listing
+from relay.store.sql import Statement, as_dicts, gauges_from, quarantine_listing, records
 
 T = TypeVar("T")
 
@@ -179,11 +179,13 @@ class SqliteStore:
             if not cursor.rowcount:
                 return None
             event_id = int(cursor.lastrowid or 0)
-            bind = q.INSERT_DELIVERY.bind
-            conn.executemany(q.INSERT_DELIVERY.sqlite, [
-                bind(event_id=event_id, destination=name, next_attempt_at=event.received_at,
-                     expires_at=expires, updated_at=event.received_at)
-                for name, expires in event.destinations])
+            if event.destinations:  # none when no route matched
+                bind = q.INSERT_DELIVERY.bind
+                conn.executemany(q.INSERT_DELIVERY.sqlite, [
+                    bind(event_id=event_id, destination=name,
+                         next_attempt_at=event.received_at, expires_at=expires,
+                         updated_at=event.received_at)
+                    for name, expires in event.destinations])
             return event_id
 
         return await self._write(write)
@@ -297,4 +299,4 @@ def _claim(conn: sqlite3.Connection, destination: str, limit: int, owner: str,
     if not ids:
         return []
     _execute(conn, q.LEASE, owner=owner, lease_until=lease_until, ids=ids)
-    return [from_row(ClaimedDelivery, row) for row in _execute(conn, q.CLAIMED, ids=ids)]
+    return records(ClaimedDelivery, _execute(conn, q.CLAIMED, ids=ids).fetchall())
