@@ -29,6 +29,7 @@ from relay.store.base import QuarantineState
 from relay.store.migrations import LATEST, migrate_postgres, migrate_sqlite
 from relay.store.migrations import STATEMENTS as MIGRATION_STATEMENTS
 from relay.store.postgres import PostgresStore
+from relay.store.schema import POSTGRES_ONLY
 from relay.store.sql import Dialect, Statement, from_row
 from relay.store.sqlite import SqliteStore
 
@@ -176,8 +177,11 @@ async def test_both_dialects_create_the_one_layout(tmp_path: Path, postgres_url:
     sqlite = describe_sqlite(await new_sqlite(tmp_path / "relay.db"))
     postgres = await describe_postgres(await new_postgres(postgres_url))
     assert sqlite["tables"] == postgres["tables"]
-    for part in ("columns", "keys", "foreign", "indexes"):
+    for part in ("columns", "keys", "foreign"):
         assert sqlite[part] == postgres[part], part
+    pg_only = {name: postgres["indexes"].pop(name) for name in POSTGRES_ONLY}
+    assert sqlite["indexes"] == postgres["indexes"]
+    assert pg_only["deliveries_leased"][:2] == ("deliveries", ("lease_owner",))
     # What the old SQLite layout lacked is there.
     assert sqlite["indexes"]["events_received"] == ("events", ("received_at",), False, None)
     assert ("event_id", "events", "id", "CASCADE") in sqlite["foreign"]["deliveries"]
@@ -255,15 +259,18 @@ async def assert_kept_and_working(store: Store) -> None:
     assert [row["id"] for row in await store.quarantined()] == [1]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 4])
 async def test_an_old_sqlite_store_is_brought_to_the_layout_with_its_rows(
     tmp_path: Path, version: int
 ) -> None:
     """A store an earlier release left at version 1 or 2 (tables rebuilt for ON DELETE
-    CASCADE, rows copied) opens, keeps its rows, and then has a new store's layout."""
+    CASCADE, rows copied) or 4 (with ``deliveries_leased``, PostgreSQL's only since 5)
+    opens, keeps its rows, and then has a new store's layout."""
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     migrate_sqlite(conn, target=version)
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert ("deliveries_leased" in indexes) is (version == 4)
     conn.execute("PRAGMA foreign_keys=ON")
     with conn:
         for sql, values in old_rows(version, Dialect.SQLITE):
@@ -282,7 +289,7 @@ async def test_an_old_sqlite_store_is_brought_to_the_layout_with_its_rows(
         assert check.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 async def test_an_old_postgres_store_is_brought_to_the_layout_with_its_rows(
     postgres_url: str, second_postgres_url: str, version: int
 ) -> None:

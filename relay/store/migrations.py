@@ -5,8 +5,10 @@ PostgreSQL's 1, 2 (instances) and 3 (token memory). Version 4 is the one layout
 (schema.py) in both dialects: PostgreSQL at 3 had it already, so its 4 changes nothing;
 SQLite's 3 is PostgreSQL's number and changes nothing, and its 4 rebuilds deliveries and
 attempts with ON DELETE CASCADE (copying their rows), makes ``deliveries_due`` partial and
-adds the indexes and table it lacked. From 5 on a migration is one text for both dialects,
-rendered like every statement (sql.render), and the layout changes with it.
+adds the indexes and table it lacked. Version 5 drops ``deliveries_leased`` from SQLite
+(a PostgreSQL-only index since: schema.POSTGRES_ONLY). From 6 on a migration is one text
+for both dialects where it can be, rendered like every statement (sql.render), and the
+layout changes with it.
 
 A new store (no version recorded) is created from the layout directly and records every
 version up to the newest, all of which the layout includes. A step that rebuilds from the
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
                                      | asyncpg.Connection[asyncpg.Record])
 
 #: The newest version: the layout of schema.py.
-LATEST = 4
+LATEST = 5
 
 #: Key of the advisory lock that serialises migrations between PostgreSQL instances.
 MIGRATION_LOCK = 0x5EB400C
@@ -53,7 +55,7 @@ def _sqlite_one_layout(conn: sqlite3.Connection) -> None:
     one dropped and the new one renamed (foreign keys are off meanwhile, and checked before
     the commit). Then whatever of the layout the store lacks is created: the partial
     indexes of the rebuilt tables, ``events_received``, ``instances``."""
-    layout = objects(Dialect.SQLITE)
+    layout = objects(Dialect.SQLITE, as_of_version_4=True)
     # Only the layout's own names are formatted into these statements, never values.
     for table in ("deliveries", "attempts"):
         columns = ", ".join(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
@@ -71,8 +73,9 @@ def _sqlite_one_layout(conn: sqlite3.Connection) -> None:
 SqliteStep = str | Callable[[sqlite3.Connection], None] | None
 
 #: Each version's step, from 1; None: the version changes nothing in this dialect.
-SQLITE_STEPS: list[SqliteStep] = [*LEGACY_SQLITE, None, _sqlite_one_layout]
-POSTGRES_STEPS: list[str | None] = [*LEGACY_POSTGRES, None]
+SQLITE_STEPS: list[SqliteStep] = [*LEGACY_SQLITE, None, _sqlite_one_layout,
+                                  "DROP INDEX IF EXISTS deliveries_leased;"]
+POSTGRES_STEPS: list[str | None] = [*LEGACY_POSTGRES, None, None]
 assert len(SQLITE_STEPS) == len(POSTGRES_STEPS) == LATEST
 
 
