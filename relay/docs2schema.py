@@ -13,9 +13,17 @@ after a table belongs to that table's event (one doc labels a ``template_reject`
 ``template_accept``: the section wins). Rules of SPEC section 3: a field is required when
 every example of the event carries it, except a field that some example of the product
 leaves out although its own table lists it, which is optional for every event of that
-product. Fields that any example gives as a number or bare placeholder take integers or
-strings of digits in every event; every other field is a string. Schemas stay open to
+product. Types are loose (SPEC 10): SUBMAIL has changed fields' types between versions of
+its docs, so every descriptive field takes a string or a number; a field any example gives
+as a number or bare placeholder takes a string or an integer (a JSON float there is refused
+before the schema, pushes.refuse_float_integers). ``events`` (an enum of the event and its
+aliases), ``token`` and ``signature`` (strings) keep fixed types. Schemas stay open to
 fields they do not know.
+
+Headings are not read: the ``events`` row of a table names its event (mail.md heads the
+``unsubscribe`` table "unsubscribed", shorturl.md the ``visit`` table "vist"). Each doc's
+product is the start of its file name, and a doc of a product relay/products.py does not
+know is an error, not a doc left out.
 """
 
 from __future__ import annotations
@@ -33,16 +41,20 @@ from relay.products import EVENT_ALIASES, PRODUCTS, canonical_event
 
 DOC_SUFFIXES = (".md", ".txt")
 
-#: The schema of a field SUBMAIL sends as a number in JSON and as a string in a form.
-INTEGER_LIKE: dict[str, Any] = {
-    "anyOf": [
-        {"type": "integer", "minimum": 0},
-        {"type": "string", "pattern": "^[0-9]+$"},
-    ]
-}
+#: A field an example gives as a number: SUBMAIL sends it as a number in JSON, as a string
+#: in a form, and has sent some as formatted text in other versions of its docs.
+INTEGER_LIKE: dict[str, Any] = {"type": ["integer", "string"]}
+#: Every other descriptive field.
+SCALAR: dict[str, Any] = {"type": ["number", "string"]}
+#: ``token`` and ``signature``: the signature check reads them as text.
 STRING: dict[str, Any] = {"type": "string"}
+FIXED_STRINGS = ("token", "signature")
+#: SPEC 3: ``tag`` exists only when the sender set one, though every example of a product
+#: may show one (shorturl.md's all do).
+NEVER_REQUIRED = ("tag",)
 
-_FIELD = re.compile(r"^[a-z][a-z0-9_]*$")
+#: shorturl.md has ``province_Cn`` beside ``province_en``.
+_FIELD = re.compile(r"^[a-z][A-Za-z0-9_]*$")
 _RUN_TOGETHER = re.compile(r"^([a-z][a-z_]*)([^a-z_].*)$")
 _SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-*:?\s*)*\|?$")
 _EXAMPLE_LINE = re.compile(r'^\s*"(?P<key>[^"]+)"\s*:\s*(?P<value>.*?)\s*,?\s*$')
@@ -218,12 +230,15 @@ def event_schema(
         if name == "events":
             names = [event, *sorted(k for k, v in EVENT_ALIASES.items() if v == event)]
             properties[name] = {"enum": names}
+        elif name in FIXED_STRINGS:
+            properties[name] = dict(STRING)
         else:
-            properties[name] = dict(INTEGER_LIKE if name in numeric else STRING)
+            properties[name] = dict(INTEGER_LIKE if name in numeric else SCALAR)
     required = [
         name
         for name in facts.fields
-        if name not in optional and all(name in e.fields for e in facts.examples)
+        if name not in optional and name not in NEVER_REQUIRED
+        and all(name in e.fields for e in facts.examples)
     ]
     return {
         "$schema": JSON_SCHEMA_DIALECT,
@@ -263,12 +278,16 @@ def build_schemas(docs: list[Path]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def doc_files(docs_dir: Path) -> list[Path]:
-    """The docs of the products the relay serves; a doc of another product is left out, so
-    SUBMAIL publishing a page the relay does not know yet changes nothing."""
-    files = sorted(p for p in docs_dir.iterdir() if p.suffix in DOC_SUFFIXES and p.is_file()
-                   and product_of(p) in PRODUCTS)
+    """Every doc in ``docs_dir``; one of a product relay/products.py lacks is an error that
+    says so (a schema the relay could not route or mask would be worse than none)."""
+    files = sorted(p for p in docs_dir.iterdir() if p.suffix in DOC_SUFFIXES and p.is_file())
     if not files:
         raise DocParseError(f"no SUBMAIL docs (*.md, *.txt) in {docs_dir}")
+    unknown = sorted(p.name for p in files if product_of(p) not in PRODUCTS)
+    if unknown:
+        raise DocParseError(
+            f"{', '.join(unknown)}: no such product in relay/products.py (known: "
+            f"{', '.join(PRODUCTS)}); add the product there, then build again")
     return files
 
 

@@ -36,13 +36,22 @@ class Product:
     contact: Contact | None = None
     #: other spellings SUBMAIL's docs and pushes use for an event → its one name
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: other fields some event carries a contact of the same kind in, masked alike (mail's
+    #: ``new_email``, and ``mail_to``/``mail_from`` of ``receivers``, which has no ``email``)
+    other_contacts: tuple[str, ...] = ()
+
+    @property
+    def contact_fields(self) -> tuple[str, ...]:
+        """Every field holding a contact, the contact field first."""
+        return ((self.contact_field,) if self.contact_field else ()) + self.other_contacts
 
     def masked(self, fields: Mapping[str, Any]) -> str | None:
-        """The product's contact in ``fields``, masked; None when there is none."""
-        value = fields.get(self.contact_field) if self.contact_field else None
-        if value is None or value == "" or isinstance(value, bool):
-            return None
-        return mask(str(value), self.contact)
+        """The push's contact (the first contact field it has), masked; None when none."""
+        for name in self.contact_fields:
+            value = fields.get(name)
+            if value is not None and value != "" and not isinstance(value, bool):
+                return mask(str(value), self.contact)
+        return None
 
 
 #: ``unkown`` is how several SUBMAIL docs spell ``unknown``.
@@ -52,6 +61,12 @@ PRODUCTS: Mapping[str, Product] = {p.name: p for p in (
     Product("sms", "address", Contact.PHONE, _UNKNOWN),
     Product("internationalsms", "address", Contact.PHONE, _UNKNOWN),
     Product("mms", "address", Contact.PHONE, _UNKNOWN),
+    # mail.md heads its ``unsubscribe`` table "unsubscribed".
+    Product("mail", "email", Contact.EMAIL, {"unsubscribed": "unsubscribe"},
+            other_contacts=("new_email", "mail_to", "mail_from")),
+    Product("voice", "address", Contact.PHONE),
+    # shorturl.md heads its ``visit`` table "vist". A short URL has no recipient.
+    Product("shorturl", None, None, {"vist": "visit"}),
 )}
 
 #: Every alias of every product (no two products give one spelling two meanings).
@@ -99,10 +114,11 @@ def mask(value: str, contact: Contact | None = None) -> str:
 
 
 def masked_fields(product: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """``fields`` with the product's contact field masked."""
+    """``fields`` with every contact field of the product masked."""
     shown = dict(fields)
     known = PRODUCTS.get(product)
-    masked = known.masked(shown) if known is not None else None
-    if known is not None and known.contact_field and masked is not None:
-        shown[known.contact_field] = masked
+    for name in known.contact_fields if known is not None else ():
+        value = shown.get(name)
+        if value is not None and value != "" and not isinstance(value, bool):
+            shown[name] = mask(str(value), known.contact if known else None)
     return shown

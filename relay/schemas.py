@@ -29,7 +29,10 @@ import relay
 from relay.errors import EventInvalid, SchemaLoadError
 from relay.products import canonical_event
 
-_INTEGER_LIKE_MESSAGE = "must be an integer or a string of digits"
+#: How a failed ``type`` reads: ``tag: must be a string or a number``.
+_TYPE_NAMES = {"string": "a string", "number": "a number", "integer": "an integer",
+               "object": "an object", "array": "an array", "boolean": "true or false",
+               "null": "null"}
 
 
 def bundled_schema_dir() -> Path:
@@ -80,7 +83,7 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 def _pattern(validator: Any, pattern: str, instance: Any,
              schema: Mapping[str, Any]) -> Iterator[ValidationError]:
     if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+        yield ValidationError(f"does not match {pattern!r}")
 
 
 #: Draft 2020-12 with ECMA-262 ``$`` in ``pattern``, as the spec and fastjsonschema read it.
@@ -132,22 +135,37 @@ def _describe(error: ValidationError) -> str:
         missing = error.message.split("'")[1]
         return f"{missing}: required"
     where = ".".join(str(p) for p in error.absolute_path) or "(push)"
-    if error.validator == "anyOf" and _is_integer_like(error.schema):
-        return f"{where}: {_INTEGER_LIKE_MESSAGE}"
     if error.validator == "type":
-        return f"{where}: must be of type {error.validator_value}"
+        wanted = error.validator_value
+        names = [str(n) for n in (wanted if isinstance(wanted, list) else [wanted])]
+        return f"{where}: must be " + " or ".join(
+            _TYPE_NAMES.get(n, n) for n in sorted(names, key=_type_order))
     if error.validator == "enum":
         values = error.validator_value if isinstance(error.validator_value, list) else []
         allowed = " or ".join(repr(v) for v in values)
         return f"{where}: must be {allowed}"
-    return f"{where}: {error.message}"
+    if error.validator == "pattern":
+        return f"{where}: must match {error.validator_value!r}"
+    # jsonschema's own messages quote the value, which may be a phone number or an email
+    # address: a failure names the field and the rule, never what the push held.
+    return f"{where}: must satisfy {error.validator} {json.dumps(error.validator_value)}"
 
 
-def _is_integer_like(schema: Any) -> bool:
-    if not isinstance(schema, Mapping):
-        return False
-    branches = schema.get("anyOf", [])
-    return {b.get("type") for b in branches if isinstance(b, Mapping)} == {"integer", "string"}
+def _type_order(name: str) -> int:
+    """Strings first: ``must be a string or a number`` (SUBMAIL's fields are text first)."""
+    return (0 if name == "string" else 1)
+
+
+def _types(rule: Any) -> set[str]:
+    """The JSON types a property's rule names directly or through ``anyOf`` branches."""
+    if not isinstance(rule, Mapping):
+        return set()
+    named = rule.get("type")
+    found = set(named) if isinstance(named, list) else {named} if isinstance(named, str) \
+        else set()
+    for branch in rule.get("anyOf", []):
+        found |= _types(branch)
+    return found
 
 
 @dataclass(frozen=True)
@@ -175,8 +193,7 @@ class EventSchemas:
         for (product, _), schema in schemas.items():
             integers.setdefault(product, set()).update(
                 name for name, rule in schema.get("properties", {}).items()
-                if _is_integer_like(rule) or (isinstance(rule, Mapping)
-                                              and rule.get("type") == "integer"))
+                if "integer" in _types(rule))
         return cls({key: Validator(schema) for key, schema in schemas.items()}, fast,
                    {p: frozenset(names) for p, names in integers.items()})
 
