@@ -235,7 +235,8 @@ def push(url: str, product: str, event: str, key: str | None, config: Path | Non
         if key is None:
             return 1
     try:
-        extra = dict(parse_field(item) for item in overrides)
+        # an alias (``unsubscribed``) is sent as spelled: the relay must take it as SUBMAIL's
+        extra = {"events": event, **dict(parse_field(item) for item in overrides)}
         fields = sample_fields(product, canonical_event(event), key, tag, EventSchemas.load(),
                                extra)
     except ValueError as exc:

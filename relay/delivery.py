@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import io
 import json
 import time
 from dataclasses import dataclass
@@ -122,6 +123,10 @@ async def read_answer(response: aiohttp.ClientResponse) -> bytes:
     return answer
 
 
+#: Bodies larger than this are handed to aiohttp as a file (aiohttp's own threshold).
+CHUNKED_BODY = 1024 * 1024
+
+
 async def send(
     session: aiohttp.ClientSession,
     delivery: ClaimedDelivery,
@@ -136,8 +141,11 @@ async def send(
     def elapsed() -> float:
         return (time.monotonic() - started) * 1000
 
+    # aiohttp warns that a bytes body over 1 MiB "might lock the event loop" (a mail
+    # ``receivers`` push carries a raw message); the same bytes as a file are sent in chunks.
+    data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > CHUNKED_BODY else body
     try:
-        async with session.post(destination.url, data=body, headers=headers,
+        async with session.post(destination.url, data=data, headers=headers,
                                 timeout=timeout, allow_redirects=False) as response:
             answer = await read_answer(response)
             kind = classify(response.status)

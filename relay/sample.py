@@ -25,7 +25,7 @@ _SAMPLES: dict[str, Any] = {
 
 
 #: Where a sample without a send_id carries its random mark, first found first.
-_MARKED = ("template_id", "content", "reason", "message_id")
+_MARKED = ("template_id", "content", "reason", "message_id", "item", "group")
 
 
 def parse_field(item: str) -> tuple[str, str]:
@@ -53,7 +53,7 @@ def sample_fields(product: str, event: str, key: str, tag: str | None,
     owner = PRODUCTS.get(product)
     fields: dict[str, Any] = {}
     for name in names:
-        if owner is not None and owner.contact and name == owner.contact_field:
+        if owner is not None and owner.contact and name in owner.contact_fields:
             fields[name] = SAMPLE_CONTACT[owner.contact]
         elif name == "events":
             fields[name] = event

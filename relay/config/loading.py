@@ -246,7 +246,8 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
         trusted_proxies=tuple(data.get("trusted_proxies", ())),
         log_level=log.get("level", "info"),
         log_format=log.get("format", "text"),
-        mask_phone_numbers=log.get("mask_phone_numbers", True),
+        # ``mask_phone_numbers``: the key's name before mail had email addresses
+        mask_contacts=log.get("mask_contacts", log.get("mask_phone_numbers", True)),
         retention_delivered=builder.duration(retention, "delivered", ("retention",),
                                              c.DEFAULT_RETENTION_DELIVERED_S),
         retention_interval=builder.duration(retention, "interval", ("retention",),

@@ -20,7 +20,9 @@ class Subhook:
 
 @dataclass(frozen=True)
 class Limits:
-    max_body_size: int = 1024 * 1024
+    #: a mail ``receivers`` push carries the raw message: 2 MiB of it percent-encoded in a
+    #: form (3 bytes per byte at worst) plus its other fields fit (SPEC 10)
+    max_body_size: int = 8 * 1024 * 1024
     max_header_size: int = 8190
     max_fields: int = 200
     read_timeout: float = 10.0
@@ -56,7 +58,8 @@ class Settings:
     log_format: str = "text"
     #: ``(host, port)`` of the private listener for /metrics and /admin; None: on ``listen``
     admin_listen: tuple[str, int] | None = None
-    mask_phone_numbers: bool = True
+    #: contacts (phone numbers, email addresses) masked in the log's lines
+    mask_contacts: bool = True
     #: delivered events are kept this long (never less than the replay window, which
     #: identity dedupe needs), then pruned every ``retention_interval``
     retention_delivered: float = c.DEFAULT_RETENTION_DELIVERED_S

@@ -173,9 +173,9 @@ class Ingest:
             return web.json_response({"status": "duplicate"}), event, "duplicate"
         self.on_accepted()
         if log.isEnabledFor(logging.DEBUG):  # one line per push costs ~15% of ingest at load
-            contact = PRODUCTS[subhook.product].masked(fields) \
-                if settings.mask_phone_numbers else fields.get(
-                    PRODUCTS[subhook.product].contact_field or "")
+            product = PRODUCTS[subhook.product]
+            contact = product.masked(fields) if settings.mask_contacts else next(
+                (fields[n] for n in product.contact_fields if fields.get(n)), None)
             log.debug("accepted %s %s id=%s contact=%s -> %s", subhook.product, event,
                       record.webhook_id, contact or "-",
                       ",".join(d.name for d in destinations) or "(no route)")
