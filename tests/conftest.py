@@ -92,7 +92,7 @@ async def make_sink() -> AsyncIterator[Callable[..., Awaitable[Sink]]]:
     servers: list[TestServer] = []
 
     async def make(script: list[Any] | None = None, delay: float = 0.0) -> Sink:
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # a mail `receivers` push
         sink: Sink
 
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -173,7 +173,8 @@ async def store_url(store_kind: str, tmp_path: Path) -> AsyncIterator[str]:
         yield url
 
 
-KEYS = {"sms": "sms-key-0123", "internationalsms": "intl-key-4567", "mms": "mms-key-89ab"}
+KEYS = {"sms": "sms-key-0123", "internationalsms": "intl-key-4567", "mms": "mms-key-89ab",
+        "mail": "mail-key-cdef", "voice": "voice-key-0246", "shorturl": "short-key-1357"}
 
 
 def signed(product: str, fields: dict[str, Any], key: str | None = None) -> dict[str, Any]:

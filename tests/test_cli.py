@@ -74,7 +74,8 @@ def test_python_m_relay_is_relay(docs_dir: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "relay", "schemas", "build", "--docs", str(docs_dir),
          "--out", str(tmp_path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert "wrote 28 schemas for internationalsms, mms, sms" in result.stdout
+    assert "wrote 55 schemas for internationalsms, mail, mms, shorturl, sms, voice" \
+        in result.stdout
     assert (tmp_path / "mms" / "ct_template_reject.json").exists()
 
 

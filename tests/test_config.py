@@ -86,7 +86,7 @@ def test_schema_errors_name_key_path_and_line() -> None:
         "product: sms\n", "product: fax\n", 1)
     found = problems_of(text, {"SMS_KEY": "k"})
     assert "relay.yaml:3: subhooks[0].product: 'fax' is not one of " \
-           "['sms', 'internationalsms', 'mms']" in found
+           "['sms', 'internationalsms', 'mms', 'mail', 'voice', 'shorturl']" in found
     assert "relay.yaml:12: routes[0].destinations[0].timeout: invalid value 'soon'" in found
     assert "relay.yaml:13: routes[0].destinations[0].colour: unknown key" in found
     assert len(found) == 3

@@ -22,7 +22,26 @@ def test_each_product_masks_its_own_contact_field() -> None:
                                             "content": "13812345678", "app": 1}
     assert masked_fields("sms", {"app": 1}) == {"app": 1}
     assert masked_fields("nonesuch", fields) == fields
-    assert {p.contact_field for p in PRODUCTS.values()} == {"address"}
+    assert {p.name: p.contact_field for p in PRODUCTS.values()} == {
+        "sms": "address", "internationalsms": "address", "mms": "address", "voice": "address",
+        "mail": "email", "shorturl": None}
+
+
+def test_mail_masks_every_address_it_carries_and_shorturl_none() -> None:
+    """Mail: the contact, a changed address and both ends of a received message, as email
+    addresses; a short URL has no recipient and nothing is masked."""
+    changed = {"email": "leo@submail.cn", "new_email": "leo@submailer.cn", "app": 1}
+    assert masked_fields("mail", changed) == {
+        "email": "l***@submail.cn", "new_email": "l***@submailer.cn", "app": 1}
+    received = {"mail_to": "ops@example.com", "mail_from": "x@submail.cn", "subject": "s"}
+    assert masked_fields("mail", received) == {
+        "mail_to": "o***@example.com", "mail_from": "***@submail.cn", "subject": "s"}
+    assert PRODUCTS["mail"].masked(received) == "o***@example.com"
+    assert PRODUCTS["mail"].masked(changed) == "l***@submail.cn"
+    assert PRODUCTS["voice"].masked({"address": "13812345678"}) == "138****5678"
+    visit = {"ip": "10.0.0.1", "tag": "x,18616761881", "short_url": "http://link.wiki/a"}
+    assert masked_fields("shorturl", visit) == visit
+    assert PRODUCTS["shorturl"].masked(visit) is None
 
 
 def test_aliases_are_one_event() -> None:
@@ -30,6 +49,10 @@ def test_aliases_are_one_event() -> None:
     assert canonical_event("unkown") == "unknown"
     assert canonical_event("unknown") == "unknown"
     assert canonical_event("delivered") == "delivered"
+    assert canonical_event("unsubscribed") == "unsubscribe"
+    assert canonical_event("vist") == "visit"
+    assert PRODUCTS["mail"].aliases == {"unsubscribed": "unsubscribe"}
+    assert PRODUCTS["shorturl"].aliases == {"vist": "visit"}
 
 
 def test_phone_masking() -> None:

@@ -293,7 +293,7 @@ async def test_secrets_never_in_logs_errors_or_metrics(tmp_path: Path) -> None:
             await call("POST", "/subhook/sms", data=signed("sms", good, key="wrong"))
             await call("POST", "/subhook/sms", data={**good, "token": "t", "signature": "x"})
             await call("POST", "/subhook/sms", json=signed(
-                "sms", {**good, "send_id": 5}, key=keys["sms"]))
+                "sms", {**good, "send_id": True}, key=keys["sms"]))
             await call("GET", "/admin/dead", headers={"Authorization": "Bearer wrong"})
             # two failed attempts, then a dead letter
             await wait_until(lambda: delivery_states(tmp_path / "relay.db").get("dead") == 1,
