@@ -139,7 +139,8 @@ def test_secrets_do_not_show_in_repr() -> None:
 def test_example_config_loads(tmp_path: Path) -> None:
     """config.example.yaml is valid on a fresh machine with no variables set."""
     settings = load_config(ROOT / "config.example.yaml", env={})
-    assert [s.product for s in settings.subhooks] == ["sms", "internationalsms", "mms"]
+    assert [s.product for s in settings.subhooks] == ["sms", "internationalsms", "mms", "mail",
+                                                      "voice"]
     assert settings.store == "sqlite:///relay.db"
 
 
