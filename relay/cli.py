@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from relay import commands, version
+from relay import commands, event_commands, lookup, version
 from relay.constants import CONFIG_ENV
 from relay.products import PRODUCTS
 from relay.sample import CONTENT_TYPES
@@ -56,7 +56,54 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_trying(sub)
     _add_lists(sub)
+    _add_events(sub)
     return parser
+
+
+def _ids(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", type=int, default=[])
+    which.add_argument("--all", action="store_true")
+
+
+def _add_events(sub: Any) -> None:
+    """Looking events up (SPEC 12): events list/show/replay and tail."""
+    group = sub.add_parser("events", help="look events up, see what happened, replay them")
+    verbs = group.add_subparsers(dest="events_command", required=True)
+    listing = verbs.add_parser("list", help="events, newest first")
+    _config(listing)
+    for option in ("send-id", "contact", "product", "event"):
+        listing.add_argument(f"--{option}", default=None)
+    listing.add_argument("--state", default=None,
+                         help="events with a delivery in this state (pending, delivered, "
+                              "dead, discarded)")
+    listing.add_argument("--since", default=None, metavar="T",
+                         help="ISO date-time (local unless a zone is given) or 15m, 2h ...")
+    listing.add_argument("--until", default=None, metavar="T")
+    listing.add_argument("--limit", type=int, default=lookup.DEFAULT_LIMIT)
+    listing.add_argument("--cursor", default=None, help="the next page, as the last one said")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=lambda a: event_commands.events_list(
+        a.config, {"send_id": a.send_id, "contact": a.contact, "product": a.product,
+                   "event": a.event, "state": a.state, "since": a.since, "until": a.until},
+        a.limit, a.cursor, a.json))
+    show = verbs.add_parser("show", help="one event, its deliveries and every attempt")
+    _config(show)
+    show.add_argument("key", metavar="ID|WEBHOOK_ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=lambda a: event_commands.events_show(a.config, a.key, a.json))
+    replay = verbs.add_parser("replay", help="deliver events again to their destinations")
+    _config(replay)
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", type=int, default=[])
+    which.add_argument("--send-id", default=None)
+    replay.set_defaults(run=lambda a: event_commands.events_replay(a.config, a.ids, a.send_id))
+
+    tail = sub.add_parser("tail", help="follow accepted pushes and delivery outcomes")
+    _config(tail)
+    tail.add_argument("--product", default=None)
+    tail.add_argument("--event", default=None)
+    tail.set_defaults(run=lambda a: event_commands.tail(a.config, a.product, a.event))
 
 
 def _add_trying(sub: Any) -> None:
@@ -83,12 +130,13 @@ def _add_trying(sub: Any) -> None:
 
 
 def _add_lists(sub: Any) -> None:
-    """Dead letters and quarantine: list and replay."""
-    for noun, lister, replayer in (
-        ("dead", commands.dead_list, commands.dead_replay),
-        ("quarantine", commands.quarantine_list, commands.quarantine_replay),
+    """Dead letters and quarantine: list, replay and discard."""
+    for noun, lister, replayer, discarder in (
+        ("dead", commands.dead_list, commands.dead_replay, event_commands.dead_discard),
+        ("quarantine", commands.quarantine_list, commands.quarantine_replay,
+         event_commands.quarantine_discard),
     ):
-        group = sub.add_parser(noun, help=f"{noun} list and replay")
+        group = sub.add_parser(noun, help=f"{noun} list, replay and discard")
         verbs = group.add_subparsers(dest=f"{noun}_command", required=True)
         listing = verbs.add_parser("list")
         _config(listing)
@@ -96,10 +144,12 @@ def _add_lists(sub: Any) -> None:
         listing.set_defaults(run=lambda a, f=lister: f(a.config, a.json))
         replay = verbs.add_parser("replay")
         _config(replay)
-        which = replay.add_mutually_exclusive_group(required=True)
-        which.add_argument("ids", nargs="*", type=int, default=[])
-        which.add_argument("--all", action="store_true")
+        _ids(replay)
         replay.set_defaults(run=lambda a, f=replayer: f(a.config, None if a.all else a.ids))
+        discard = verbs.add_parser("discard", help="remove from the list")
+        _config(discard)
+        _ids(discard)
+        discard.set_defaults(run=lambda a, f=discarder: f(a.config, None if a.all else a.ids))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

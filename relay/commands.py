@@ -251,7 +251,7 @@ def push(url: str, product: str, event: str, key: str | None, config: Path | Non
     return 0 if status == 200 else 1
 
 
-def _with_store(path: Path, action: Callable[[Runtime, Store], Awaitable[int]]) -> int:
+def with_store(path: Path, action: Callable[[Runtime, Store], Awaitable[int]]) -> int:
     runtime = _load(path)
     if runtime is None:
         return 1
@@ -283,7 +283,7 @@ def _show(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, A
     return 0
 
 
-def _missing(ids: list[int], noun: str) -> int:
+def report_missing(ids: list[int], noun: str) -> int:
     """1 after naming the ids that matched nothing, else 0."""
     if not ids:
         return 0
@@ -299,16 +299,16 @@ def dead_list(path: Path, as_json: bool) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
         return _show(await operations.dead_letters(store), as_json, line, "dead letter(s)")
 
-    return _with_store(path, action)
+    return with_store(path, action)
 
 
 def dead_replay(path: Path, ids: list[int] | None) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
         result = await operations.replay_dead(store, runtime.settings, ids)
         print(f"replayed {result['replayed']} dead letter(s); the running relay picks them up")
-        return _missing(result["missing"], "dead letter")
+        return report_missing(result["missing"], "dead letter")
 
-    return _with_store(path, action)
+    return with_store(path, action)
 
 
 def quarantine_list(path: Path, as_json: bool) -> int:
@@ -319,17 +319,17 @@ def quarantine_list(path: Path, as_json: bool) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
         return _show(await operations.quarantined(store), as_json, line, "quarantined push(es)")
 
-    return _with_store(path, action)
+    return with_store(path, action)
 
 
 def quarantine_replay(path: Path, ids: list[int] | None) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
         result = await operations.replay_quarantine(store, runtime, ids)
         print(json.dumps(result, ensure_ascii=False, indent=2))
-        return _missing(result["missing"], "quarantined push") or int(
+        return report_missing(result["missing"], "quarantined push") or int(
             bool(result["still_invalid"]))
 
-    return _with_store(path, action)
+    return with_store(path, action)
 
 
 def sink(listen: str, secret: str | None) -> int:

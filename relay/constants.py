@@ -26,6 +26,8 @@ H_ATTEMPT = "X-Relay-Attempt"
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 #: Bytes of a service's answer read (and at most kept); the rest is never read.
 ANSWER_READ_LIMIT = 4096
+#: What an attempt keeps of the answer for `relay events show` (SPEC 12: the first 1 KiB).
+STORED_ANSWER_BYTES = 1024
 
 #: Retry-After (seconds) of a 503: shed under load, and the store failing.
 RETRY_AFTER_OVERLOADED = "1"

@@ -9,6 +9,7 @@ from relay import pushes
 from relay.config import Settings
 from relay.identity import identity as event_identity
 from relay.identity import webhook_id
+from relay.products import PRODUCTS
 from relay.routing import Destination, EventKey, destinations_for
 from relay.store import NewEvent
 
@@ -17,8 +18,10 @@ def build_event(settings: Settings, product: str, event: str, fields: dict[str, 
                 body: bytes, content_type: str, now: float) -> tuple[NewEvent, list[Destination]]:
     """The stored form of a valid push and the destinations its routes name."""
     identity = event_identity(product, fields)
-    tag = fields.get("tag")
-    key = EventKey.of(product, event, tag if isinstance(tag, str) else None)
+    tag, send_id = fields.get("tag"), fields.get("send_id")
+    # types are loose (SPEC 10): a tag or send_id given as a number is its text
+    key = EventKey.of(product, event, None if tag is None else str(tag))
+    known = PRODUCTS.get(product)
     destinations = destinations_for(key, settings.routes)
     record = NewEvent(
         webhook_id=webhook_id(identity), identity=identity,
@@ -26,5 +29,7 @@ def build_event(settings: Settings, product: str, event: str, fields: dict[str, 
         fields=json.dumps(fields, ensure_ascii=False, separators=(",", ":")), body=body,
         content_type=content_type or pushes.FORM, received_at=now,
         destinations=tuple((d.name, now + d.retry.max_age) for d in destinations),
+        send_id=None if send_id is None else str(send_id),
+        contact=known.contact_of(fields) if known is not None else None,
     )
     return record, destinations

@@ -45,6 +45,16 @@ class Product:
         """Every field holding a contact, the contact field first."""
         return ((self.contact_field,) if self.contact_field else ()) + self.other_contacts
 
+    def contact_of(self, fields: Mapping[str, Any]) -> str | None:
+        """The push's contact as stored for lookups (``events.contact``): the first contact
+        field it has, spaces trimmed, an email address in lower case."""
+        for name in self.contact_fields:
+            value = fields.get(name)
+            if value is not None and value != "" and not isinstance(value, bool):
+                text = str(value).strip(" ")
+                return text.lower() if self.contact is Contact.EMAIL else text
+        return None
+
     def masked(self, fields: Mapping[str, Any]) -> str | None:
         """The push's contact (the first contact field it has), masked; None when none."""
         for name in self.contact_fields:
@@ -111,6 +121,23 @@ def mask(value: str, contact: Contact | None = None) -> str:
     if contact is Contact.EMAIL or (contact is None and "@" in value):
         return mask_email(value)
     return mask_phone(value)
+
+
+def contact_forms(value: str) -> list[str]:
+    """What ``events.contact`` may hold for a contact an operator typed: an email address
+    in lower case; a phone number as typed, as its digits, with and without a ``+``, and
+    a Chinese mobile number with and without its country code (``+86 138-1234-5678`` finds
+    ``13812345678``)."""
+    text = value.strip()
+    if "@" in text:
+        return [text.lower()]
+    digits = "".join(_DIGITS.findall(text))
+    forms = [text, digits, "+" + digits]
+    if len(digits) == 13 and digits.startswith("861"):
+        forms += [digits[2:]]
+    if len(digits) == 11 and digits.startswith("1"):
+        forms += ["86" + digits, "+86" + digits]
+    return list(dict.fromkeys(f for f in forms if f and f != "+"))
 
 
 def masked_fields(product: str, fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import aiohttp
 
 from relay.backoff import next_attempt
 from relay.config import Settings
+from relay.constants import STORED_ANSWER_BYTES
 from relay.delivery import Kind, Outcome, send
 from relay.health import DestinationHealth
 from relay.metrics import Metrics
@@ -35,6 +36,14 @@ RECORD_RETRY_MIN_S = 0.1
 RECORD_RETRY_MAX_S = 5.0
 
 
+def stored_answer(answer: bytes) -> str | None:
+    """What an attempt keeps of the service's answer: its first ``STORED_ANSWER_BYTES``,
+    as text (bytes that are not UTF-8 replaced); None for an empty answer."""
+    if not answer:
+        return None
+    return answer[:STORED_ANSWER_BYTES].decode("utf-8", "replace")
+
+
 def decide(delivery: ClaimedDelivery, destination: Destination, attempt: int,
            outcome: Outcome, now: float) -> AttemptRecord:
     """Pure: the record of an attempt and the delivery's next state."""
@@ -42,7 +51,8 @@ def decide(delivery: ClaimedDelivery, destination: Destination, attempt: int,
     def record(state: DeliveryState, error: str | None,
                next_at: float | None = None) -> AttemptRecord:
         return AttemptRecord(delivery.id, attempt, now - outcome.duration_ms / 1000,
-                             outcome.duration_ms, outcome.status, error, state, next_at)
+                             outcome.duration_ms, outcome.status, error, state, next_at,
+                             replay=delivery.replays, answer=stored_answer(outcome.answer))
 
     if outcome.kind == Kind.DELIVERED:
         return record(DeliveryState.DELIVERED, None)
@@ -133,7 +143,7 @@ class Worker:
         claimed = await self.store.claim(name, 1000, self.owner, now + margin, now)
         records = [AttemptRecord(d.id, d.attempt, now, 0.0, None,
                                  f"destination {name!r} is not in the config",
-                                 DeliveryState.DEAD) for d in claimed]
+                                 DeliveryState.DEAD, replay=d.replays) for d in claimed]
         await self.store.record(records)
         for delivery, record in zip(claimed, records, strict=True):
             self.health.observe(name, delivery.webhook_id, record, now)

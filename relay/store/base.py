@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from relay.errors import RelayError
+
+if TYPE_CHECKING:
+    from relay.store.sql import Statement
 
 
 class StoreUnavailable(RelayError):
@@ -27,6 +30,9 @@ class DeliveryState(StrEnum):
     DELIVERED = "delivered"
     #: attempts ended without success: a dead letter, kept until replayed or discarded
     DEAD = "dead"
+    #: a dead letter an operator discarded (``relay dead discard``): off the list, kept for
+    #: lookups until retention prunes its event
+    DISCARDED = "discarded"
 
 
 class QuarantineState(StrEnum):
@@ -37,6 +43,8 @@ class QuarantineState(StrEnum):
     #: replayed: valid against the schemas of the time and ingested (its ``event_id``), or
     #: found to duplicate an accepted event (no ``event_id``); ``note`` says which
     REPLAYED = "replayed"
+    #: an operator discarded it (``relay quarantine discard``)
+    DISCARDED = "discarded"
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,9 @@ class NewEvent:
     #: the token is already in the token memory on purpose (a quarantined push replayed):
     #: accept the event all the same
     token_seen: bool = False
+    #: SUBMAIL's send_id, as text; the contact as Product.contact_of stores it (lookups)
+    send_id: str | None = None
+    contact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,8 @@ class ClaimedDelivery:
     fields: str
     body: bytes
     content_type: str
+    #: times the delivery was replayed: its attempts are recorded with this marker
+    replays: int = 0
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,9 @@ class AttemptRecord:
     error: str | None
     state: str  # a DeliveryState
     next_attempt_at: float | None = None
+    #: the replay the attempt belongs to (0: before any) and the start of the answer
+    replay: int = 0
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,10 @@ class Gauges:
 
 
 class Store(Protocol):
+    async def read(self, statement: Statement, **values: Any) -> list[dict[str, Any]]:
+        """The rows of a reading statement (relay/store/lookup.py's)."""
+    async def change(self, statement: Statement, **values: Any) -> list[dict[str, Any]]:
+        """Run a writing statement in the next grouped transaction; its RETURNING rows."""
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> None: ...

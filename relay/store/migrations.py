@@ -6,15 +6,19 @@ PostgreSQL's 1, 2 (instances) and 3 (token memory). Version 4 is the one layout
 SQLite's 3 is PostgreSQL's number and changes nothing, and its 4 rebuilds deliveries and
 attempts with ON DELETE CASCADE (copying their rows), makes ``deliveries_due`` partial and
 adds the indexes and table it lacked. Version 5 drops ``deliveries_leased`` from SQLite
-(a PostgreSQL-only index since: schema.POSTGRES_ONLY). From 6 on a migration is one text
-for both dialects where it can be, rendered like every statement (sql.render), and the
-layout changes with it.
+(a PostgreSQL-only index since: schema.POSTGRES_ONLY).
 
-A new store (no version recorded) is created from the layout directly and records every
-version up to the newest, all of which the layout includes. A step that rebuilds from the
-layout (SQLite's 4) sees the newest layout: a later migration that changes a table it
-rebuilds must first freeze that step's table here (tests/test_store_layout.py upgrades an
-old store to the newest version and compares it with a new one, so it would notice).
+schema.py's layout is version 5's, and stays so: SQLite's step 4 rebuilds tables from it.
+Versions from 6 on are statements for both dialects (``AFTER_LAYOUT``, rendered like every
+statement, sql.render), run on old stores and new ones alike: a new store (no version
+recorded) is created from the layout, takes the steps after it in the same transaction,
+and records every version. tests/test_store_layout.py upgrades stores left at every old
+version and compares each with a new one.
+
+6 (lookup, SPEC 12): ``events.send_id`` and ``events.contact`` (the push's contact as
+events.contact_of normalises it) with an index each, filled in for the events already
+stored; ``deliveries.replays`` and ``attempts.replay`` (the replay an attempt belongs to)
+and ``attempts.answer`` (the start of the service's answer).
 """
 
 from __future__ import annotations
@@ -35,8 +39,43 @@ if TYPE_CHECKING:
     PostgresConnection: TypeAlias = (PoolConnectionProxy[asyncpg.Record]
                                      | asyncpg.Connection[asyncpg.Record])
 
-#: The newest version: the layout of schema.py.
-LATEST = 5
+#: The newest version.
+LATEST = 6
+#: The version schema.py's layout is.
+LAYOUT_VERSION = 5
+
+#: Contact fields as version 6 knew them, for filling in ``events.contact`` (frozen: a
+#: product added later has no events stored before it).
+_V6_CONTACTS = {"sms": "address", "internationalsms": "address", "mms": "address",
+                "voice": "address", "mail": "email"}
+
+
+def _v6_fill(json_text: str) -> str:
+    """Version 6's UPDATE of stored events; ``json_text`` reads one field as text."""
+    phones = " ".join(f"WHEN '{p}' THEN trim({json_text.format(f)})"
+                      for p, f in _V6_CONTACTS.items() if f == "address")
+    # only constants of this module go into the text
+    return (f"UPDATE events SET send_id = {json_text.format('send_id')}, "  # noqa: S608
+            "contact = CASE product "
+            f"{phones} WHEN 'mail' THEN lower(trim(coalesce({json_text.format('email')}, "
+            f"{json_text.format('mail_to')}))) END")
+
+
+#: Each version's statements from 6 on, per dialect (one text where they agree).
+AFTER_LAYOUT: list[dict[Dialect, list[str]]] = [
+    {dialect: [
+        "ALTER TABLE events ADD COLUMN send_id TEXT",
+        "ALTER TABLE events ADD COLUMN contact TEXT",
+        "ALTER TABLE deliveries ADD COLUMN replays INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE attempts ADD COLUMN replay INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE attempts ADD COLUMN answer TEXT",
+        _v6_fill(fill),
+        "CREATE INDEX events_send_id ON events (send_id, id) WHERE send_id IS NOT NULL",
+        "CREATE INDEX events_contact ON events (contact, id) WHERE contact IS NOT NULL",
+    ] for dialect, fill in ((Dialect.SQLITE, "CAST(json_extract(fields, '$.{}') AS TEXT)"),
+                            (Dialect.POSTGRES, "(fields::jsonb ->> '{}')"))},
+]
+assert LAYOUT_VERSION + len(AFTER_LAYOUT) == LATEST
 
 #: Key of the advisory lock that serialises migrations between PostgreSQL instances.
 MIGRATION_LOCK = 0x5EB400C
@@ -73,9 +112,20 @@ def _sqlite_one_layout(conn: sqlite3.Connection) -> None:
 SqliteStep = str | Callable[[sqlite3.Connection], None] | None
 
 #: Each version's step, from 1; None: the version changes nothing in this dialect.
-SQLITE_STEPS: list[SqliteStep] = [*LEGACY_SQLITE, None, _sqlite_one_layout,
-                                  "DROP INDEX IF EXISTS deliveries_leased;"]
-POSTGRES_STEPS: list[str | None] = [*LEGACY_POSTGRES, None, None]
+def _sqlite_after(statements: list[str]) -> Callable[[sqlite3.Connection], None]:
+    def step(conn: sqlite3.Connection) -> None:
+        for statement in statements:
+            conn.execute(statement)
+
+    return step
+
+
+SQLITE_STEPS: list[SqliteStep] = [
+    *LEGACY_SQLITE, None, _sqlite_one_layout, "DROP INDEX IF EXISTS deliveries_leased;",
+    *(_sqlite_after(step[Dialect.SQLITE]) for step in AFTER_LAYOUT)]
+POSTGRES_STEPS: list[str | None] = [
+    *LEGACY_POSTGRES, None, None,
+    *(";\n".join(step[Dialect.POSTGRES]) for step in AFTER_LAYOUT)]
 assert len(SQLITE_STEPS) == len(POSTGRES_STEPS) == LATEST
 
 
@@ -100,6 +150,8 @@ def migrate_sqlite(conn: sqlite3.Connection, target: int = LATEST) -> None:
 def _sqlite_create(conn: sqlite3.Connection) -> None:
     for create in objects(Dialect.SQLITE).values():
         conn.execute(create)
+    for step in AFTER_LAYOUT:
+        _sqlite_after(step[Dialect.SQLITE])(conn)
 
 
 def _sqlite_step(conn: sqlite3.Connection, version: int, step: SqliteStep,
@@ -135,6 +187,8 @@ async def migrate_postgres(conn: PostgresConnection, target: int = LATEST) -> No
         if current == 0 and target == LATEST:
             for create in objects(Dialect.POSTGRES).values():
                 await conn.execute(create)
+            for version in range(LAYOUT_VERSION + 1, LATEST + 1):
+                await conn.execute(POSTGRES_STEPS[version - 1] or "")
             await conn.executemany(RECORD_VERSION.postgres,
                                    [RECORD_VERSION.args(version=v) for v in range(1, LATEST + 1)])
             return

@@ -223,6 +223,12 @@ class PostgresStore:
     async def ping(self) -> None:
         await self._run(lambda conn: _fetchval(conn, q.PING))
 
+    async def read(self, statement: Statement, **values: Any) -> list[dict[str, Any]]:
+        return as_dicts(await self._run(lambda conn: _fetch(conn, statement, **values)))
+
+    async def change(self, statement: Statement, **values: Any) -> list[dict[str, Any]]:
+        return as_dicts(await self._write(lambda conn: _fetch(conn, statement, **values)))
+
     # -- ingest -----------------------------------------------------------------------------
 
     async def ingest(self, event: NewEvent) -> int | None:

@@ -23,9 +23,9 @@ INSERT INTO token_memory (key, seen_at) VALUES (:key, :seen_at) ON CONFLICT DO N
 
 INSERT_EVENT = Statement("""
 INSERT INTO events (webhook_id, identity, token, product, event, tag, fields, body,
-                    content_type, received_at)
+                    content_type, received_at, send_id, contact)
 VALUES (:webhook_id, :identity, :token, :product, :event, :tag, :fields, :body,
-        :content_type, :received_at)
+        :content_type, :received_at, :send_id, :contact)
 ON CONFLICT DO NOTHING
 """, only=Dialect.SQLITE)
 
@@ -45,9 +45,9 @@ WITH fresh AS (
     ON CONFLICT DO NOTHING RETURNING 1
 ), event AS (
     INSERT INTO events (webhook_id, identity, token, product, event, tag, fields, body,
-                        content_type, received_at)
+                        content_type, received_at, send_id, contact)
     SELECT :webhook_id, :identity, :token, :product, :event, :tag, :fields, :body,
-           :content_type, :received_at
+           :content_type, :received_at, :send_id, :contact
     WHERE EXISTS (SELECT 1 FROM fresh) OR :token_seen::boolean
     ON CONFLICT (identity) DO NOTHING RETURNING id
 ), owed AS (
@@ -77,7 +77,7 @@ RETURNING id
 
 #: What a worker needs to send a claimed delivery: ClaimedDelivery's fields, by name.
 _CLAIMED_COLUMNS = """d.id, d.event_id, d.destination, d.attempt, d.expires_at, e.webhook_id,
-       e.product, e.event, e.fields, e.body, e.content_type, d.next_attempt_at"""
+       e.product, e.event, e.fields, e.body, e.content_type, d.next_attempt_at, d.replays"""
 
 #: A due row is free when it is not leased or its lease ran out (by the caller's time).
 DUE = Statement("""
@@ -137,8 +137,9 @@ WHERE state = {pending} AND next_attempt_at <= :now
 
 RECORD_ATTEMPT = Statement("""
 INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, http_status, error,
-                      outcome)
-VALUES (:delivery_id, :attempt, :started_at, :duration_ms, :http_status, :error, :state)
+                      outcome, replay, answer)
+VALUES (:delivery_id, :attempt, :started_at, :duration_ms, :http_status, :error, :state,
+        :replay, :answer)
 """)
 
 #: The delivery after an attempt: its new state, and free of its lease.
@@ -204,14 +205,16 @@ WHERE d.state = {dead} ORDER BY d.id LIMIT :limit
 """)
 
 ATTEMPTS = Statement("""
-SELECT attempt, started_at, duration_ms, http_status, error, outcome FROM attempts
-WHERE delivery_id = :delivery_id ORDER BY id
+SELECT attempt, started_at, duration_ms, http_status, error, outcome, replay, answer
+FROM attempts WHERE delivery_id = :delivery_id ORDER BY id
 """)
 
-#: Every dead letter when ``every``, else those of ``ids``.
+#: Every dead letter when ``every``, else those of ``ids``: pending again with a fresh
+#: budget of attempts, the attempts from here on marked with the next replay number.
 REPLAY_DEAD = Statement("""
 UPDATE deliveries SET state = :state, attempt = 0, next_attempt_at = :now,
-       expires_at = :expires_at, lease_owner = NULL, lease_until = NULL, updated_at = :now
+       expires_at = :expires_at, lease_owner = NULL, lease_until = NULL, updated_at = :now,
+       replays = replays + 1
 WHERE state = {dead} AND (:every OR id IN (:ids))
 RETURNING id
 """, array=("ids", "bigint"))
@@ -227,13 +230,14 @@ UPDATE quarantine SET state = :state, event_id = :event_id, note = :note WHERE i
 
 # -- retention ----------------------------------------------------------------------------
 
-#: Events every delivery of which was delivered before the cut; their deliveries and
-#: attempts go with them (ON DELETE CASCADE). Dead and pending deliveries keep their event.
+#: Events every delivery of which was delivered (or discarded) before the cut; their
+#: deliveries and attempts go with them (ON DELETE CASCADE). Dead and pending deliveries
+#: keep their event.
 PRUNE_EVENTS = Statement("""
 DELETE FROM events
 WHERE received_at < :delivered_before AND NOT EXISTS (
     SELECT 1 FROM deliveries d WHERE d.event_id = events.id
-    AND (d.state <> {delivered} OR d.updated_at >= :delivered_before))
+    AND (d.state NOT IN ({delivered}, {discarded}) OR d.updated_at >= :delivered_before))
 """)
 
 PRUNE_TOKENS = Statement("""

@@ -165,6 +165,12 @@ class SqliteStore:
     async def ping(self) -> None:
         await self._run(lambda conn: _execute(conn, q.PING).fetchone())
 
+    async def read(self, statement: Statement, **values: Any) -> list[dict[str, Any]]:
+        return await self._run(lambda conn: as_dicts(_execute(conn, statement, **values)))
+
+    async def change(self, statement: Statement, **values: Any) -> list[dict[str, Any]]:
+        return await self._write(lambda conn: as_dicts(_execute(conn, statement, **values)))
+
     # -- ingest -----------------------------------------------------------------------------
 
     async def ingest(self, event: NewEvent) -> int | None:

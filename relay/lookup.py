@@ -1,0 +1,170 @@
+"""Events as operators look them up (SPEC 12): the CLI, the admin API and the console show
+what these functions return. Contacts are masked, SUBMAIL's token and signature left out,
+times ISO 8601 in UTC (``2026-11-24T08:00:00.123Z``); people's output turns them local.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from relay.config import Settings
+from relay.config.yamltools import parse_duration
+from relay.operations import shown_fields, valid_id
+from relay.products import PRODUCTS, canonical_event, contact_forms
+from relay.store import Store
+from relay.store import lookup as q
+from relay.store.base import DeliveryState
+
+#: Events per page unless asked otherwise.
+DEFAULT_LIMIT = 50
+
+
+def iso(at: float | None) -> str | None:
+    """``at`` (UNIX seconds) in ISO 8601, UTC, to the millisecond."""
+    if at is None:
+        return None
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def local(text: str | None) -> str:
+    """An ``iso()`` time in the machine's time zone, to the second, for people."""
+    if text is None:
+        return "-"
+    return datetime.fromisoformat(text).astimezone().isoformat(timespec="seconds")
+
+
+def parse_time(text: str, now: float) -> float:
+    """``2026-11-24T08:00``, ``2026-11-24`` (local time unless a zone is given) or a
+    duration back from now (``15m``, ``2h``, ``3d``)."""
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (use 2026-11-24T08:00, 2026-11-24 or a "
+                         "duration back from now such as 15m or 2h)") from None
+
+
+def event_filter(*, send_id: str | None = None, contact: str | None = None,
+                 product: str | None = None, event: str | None = None,
+                 state: str | None = None, since: str | None = None,
+                 until: str | None = None, now: float | None = None) -> q.EventFilter:
+    """The filter the CLI's options and the admin API's query name; ValueError naming the
+    first bad one."""
+    now = time.time() if now is None else now
+    if product is not None and product not in PRODUCTS:
+        raise ValueError(f"product: {product!r} is not one of {', '.join(PRODUCTS)}")
+    states = [s.value for s in DeliveryState]
+    if state is not None and state not in states:
+        raise ValueError(f"state: {state!r} is not one of {', '.join(states)}")
+    if contact is not None and not contact.strip():
+        raise ValueError("contact: empty")
+    return q.EventFilter(
+        send_id=send_id, contacts=tuple(contact_forms(contact)) if contact else (),
+        product=product, event=canonical_event(event) if event else None,
+        state=DeliveryState(state) if state else None,
+        since=parse_time(since, now) if since else None,
+        until=parse_time(until, now) if until else None)
+
+
+def _delivery(row: Mapping[str, Any]) -> dict[str, Any]:
+    shown = {"id": row["id"], "destination": row["destination"], "state": row["state"],
+             "attempts": row["attempt"], "replays": row["replays"],
+             "last_error": row["last_error"], "updated_at": iso(row["updated_at"])}
+    if row["state"] == DeliveryState.PENDING:
+        shown["next_attempt_at"] = iso(row["next_attempt_at"])
+    if "attempts" in row and isinstance(row["attempts"], list):
+        shown["attempts"] = [_attempt(a) for a in row["attempts"]]
+    return shown
+
+
+def _attempt(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"attempt": row["attempt"], "replay": row["replay"],
+            "started_at": iso(row["started_at"]), "duration_ms": round(row["duration_ms"], 1),
+            "status": row["http_status"], "error": row["error"], "outcome": row["outcome"],
+            "answer": row["answer"]}
+
+
+def shown_event(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One event as operators see it, with its deliveries (and their attempts when read)."""
+    fields = shown_fields(row["product"], row["fields"])
+    product = PRODUCTS.get(row["product"])
+    return {"id": row["id"], "webhook_id": row["webhook_id"], "product": row["product"],
+            "event": row["event"], "tag": row["tag"], "send_id": row["send_id"],
+            "contact": product.masked(fields) if product else None,
+            "received_at": iso(row["received_at"]), "fields": fields,
+            "deliveries": [_delivery(d) for d in row["deliveries"]]}
+
+
+async def list_events(store: Store, which: q.EventFilter, limit: int = DEFAULT_LIMIT,
+                      cursor: str | None = None) -> dict[str, Any]:
+    """One page, newest first: ``events`` and ``next_cursor`` (None on the last page)."""
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit() or not valid_id(int(cursor)):
+            raise ValueError(f"cursor: {cursor!r} is not a cursor this relay gave")
+        before = int(cursor)
+    if not 0 < limit <= q.MAX_PAGE:
+        raise ValueError(f"limit: must be 1 to {q.MAX_PAGE}")
+    rows = await q.events(store, which, limit, before)
+    more = len(rows) == limit
+    return {"events": [shown_event(r) for r in rows],
+            "next_cursor": str(rows[-1]["id"]) if more and rows else None}
+
+
+def event_key(text: str) -> int | str | None:
+    """An event's id (digits) or webhook-id (``msg_...``); None for neither."""
+    if text.isdigit():
+        return int(text) if valid_id(int(text)) else None
+    return text if text.startswith("msg_") and len(text) <= 64 else None
+
+
+async def show_event(store: Store, key: int | str) -> dict[str, Any] | None:
+    found = await q.event(store, key)
+    return None if found is None else shown_event(found)
+
+
+async def replay_events(store: Store, settings: Settings, ids: Sequence[int] = (),
+                        send_id: str | None = None) -> dict[str, Any]:
+    """Deliver the events again to every destination they were routed to: each delivery
+    that is delivered or dead is queued again (a pending one is already on its way).
+    ``missing``: ids that name no event; ``pending``: events with nothing to replay."""
+    wanted = [i for i in ids if valid_id(i)]
+    if send_id is not None:
+        wanted += await q.event_ids_of_send_id(store, send_id)
+    found = await q.existing(store, wanted)
+    requeued = await q.replay_events(store, sorted(found), time.time(),
+                                     settings.retry.max_age) if found else []
+    by_event: dict[int, list[int]] = {}
+    for row in requeued:
+        by_event.setdefault(row["event_id"], []).append(row["id"])
+    return {"replayed": [{"event_id": e, "deliveries": sorted(d)}
+                         for e, d in sorted(by_event.items())],
+            "unchanged": sorted(found - set(by_event)),
+            "missing": sorted(set(ids) - found)}
+
+
+async def discard_dead(store: Store, ids: Sequence[int] | None) -> dict[str, Any]:
+    discarded = await q.discard_dead(store, None if ids is None else
+                                     [i for i in ids if valid_id(i)], time.time())
+    return {"discarded": discarded,
+            "missing": [] if ids is None else sorted(set(ids) - set(discarded))}
+
+
+async def discard_quarantine(store: Store, ids: Sequence[int] | None) -> dict[str, Any]:
+    discarded = await q.discard_held(store, None if ids is None else
+                                     [i for i in ids if valid_id(i)])
+    return {"discarded": discarded,
+            "missing": [] if ids is None else sorted(set(ids) - set(discarded))}
+
+
+def dumps(value: Any) -> str:
+    """JSON for ``--json`` and the admin API: nested objects, never JSON in a string."""
+    return json.dumps(value, ensure_ascii=False, indent=2)
