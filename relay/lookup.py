@@ -94,11 +94,13 @@ def _attempt(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def shown_event(row: Mapping[str, Any]) -> dict[str, Any]:
     """One event as operators see it, with its deliveries (and their attempts when read)."""
-    fields = shown_fields(row["product"], row["fields"])
+    fields = shown_fields(row["product"], row["fields"])  # contacts masked here
     product = PRODUCTS.get(row["product"])
+    contact = next((fields[n] for n in product.contact_fields if fields.get(n)), None) \
+        if product else None
     return {"id": row["id"], "webhook_id": row["webhook_id"], "product": row["product"],
             "event": row["event"], "tag": row["tag"], "send_id": row["send_id"],
-            "contact": product.masked(fields) if product else None,
+            "contact": contact,
             "received_at": iso(row["received_at"]), "fields": fields,
             "deliveries": [_delivery(d) for d in row["deliveries"]]}
 
