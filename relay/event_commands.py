@@ -66,6 +66,12 @@ def events_list(path: Path, options: dict[str, Any], limit: int, cursor: str | N
     return with_store(path, action)
 
 
+def _one_line(text: str, width: int = 200) -> str:
+    """A service's answer on one line of a terminal: control characters escaped, cut."""
+    flat = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return flat if len(flat) <= width else flat[:width] + "…"
+
+
 def _print_event(event: dict[str, Any]) -> None:
     print(f"event {event['id']} {event['webhook_id']} {event['product']}/{event['event']}"
           f" received {lookup.local(event['received_at'])}")
@@ -82,8 +88,7 @@ def _print_event(event: dict[str, Any]) -> None:
             if attempt["replay"] != replay:
                 replay = attempt["replay"]
                 print(f"    -- replay {replay} --")
-            answer = json.dumps(attempt["answer"], ensure_ascii=False) \
-                if attempt["answer"] else "-"
+            answer = _one_line(attempt["answer"]) if attempt["answer"] else "-"
             print(f"    {lookup.local(attempt['started_at'])} attempt {attempt['attempt']}"
                   f"  {attempt['status'] or '-'}  {attempt['duration_ms']} ms"
                   f"  {attempt['outcome']}  {attempt['error'] or ''}  answer {answer}")

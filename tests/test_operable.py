@@ -426,7 +426,8 @@ async def test_queue_metrics_per_destination(make_relay: MakeRelay, make_sink: M
 
 async def test_quick_start_sink_serve_push(tmp_path: Path) -> None:
     """The README's quick start: `relay sink --secret` prints the pushed event with a masked
-    contact and a verified signature."""
+    contact and a verified signature; `relay events list` and `show` tell it was delivered,
+    with the sink's answer."""
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     sink_port, port = free_port(), free_port()
     cfg = tmp_path / "relay.yaml"
@@ -448,6 +449,14 @@ async def test_quick_start_sink_serve_push(tmp_path: Path) -> None:
         assert " sms/delivered msg_" in line
         assert "attempt=1" in line and "signature=ok" in line
         assert "contact=138****0000" in line
+
+        def listed() -> bool:  # the attempt is recorded just after the sink answered
+            out = run("events", "list", "--config", str(cfg), cwd=tmp_path).stdout
+            return "orders=delivered(1)" in out
+
+        await wait_until(listed, 15, "`relay events list` should show the delivery")
+        shown = run("events", "show", "--config", str(cfg), "1", cwd=tmp_path)
+        assert shown.returncode == 0 and '"status": "ok"' in shown.stdout, shown.stdout
     finally:
         relay.stop()
         sink.terminate()
