@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from relay import lookup
+from relay import lookup, times
 from relay.commands import report_missing, with_store
 from relay.products import canonical_event
 from relay.runtime import Runtime
@@ -55,7 +55,7 @@ def events_list(path: Path, options: dict[str, Any], limit: int, cursor: str | N
             print(lookup.dumps(page))
         else:
             for event in page["events"]:
-                print(f"{event['id']}\t{lookup.local(event['received_at'])}\t"
+                print(f"{event['id']}\t{times.local(event['received_at'])}\t"
                       f"{event['product']}/{event['event']}\t{event['webhook_id']}\t"
                       f"send_id={event['send_id'] or '-'}\tcontact={event['contact'] or '-'}\t"
                       f"{_deliveries(event)}")
@@ -74,7 +74,7 @@ def _one_line(text: str, width: int = 200) -> str:
 
 def _print_event(event: dict[str, Any]) -> None:
     print(f"event {event['id']} {event['webhook_id']} {event['product']}/{event['event']}"
-          f" received {lookup.local(event['received_at'])}")
+          f" received {times.local(event['received_at'])}")
     print(f"  send_id {event['send_id'] or '-'}  tag {event['tag'] or '-'}"
           f"  contact {event['contact'] or '-'}")
     print(f"  fields {json.dumps(event['fields'], ensure_ascii=False)}")
@@ -89,7 +89,7 @@ def _print_event(event: dict[str, Any]) -> None:
                 replay = attempt["replay"]
                 print(f"    -- replay {replay} --")
             answer = _one_line(attempt["answer"]) if attempt["answer"] else "-"
-            print(f"    {lookup.local(attempt['started_at'])} attempt {attempt['attempt']}"
+            print(f"    {times.local(attempt['started_at'])} attempt {attempt['attempt']}"
                   f"  {attempt['status'] or '-'}  {attempt['duration_ms']} ms"
                   f"  {attempt['outcome']}  {attempt['error'] or ''}  answer {answer}")
 
@@ -165,7 +165,7 @@ class _Follower:
 
 def _accepted_line(row: dict[str, Any]) -> str:
     event = lookup.shown_event({**row, "deliveries": []})
-    return (f"{lookup.local(event['received_at'])} accepted {event['product']}/{event['event']}"
+    return (f"{times.local(event['received_at'])} accepted {event['product']}/{event['event']}"
             f" {event['webhook_id']} id={event['id']} send_id={event['send_id'] or '-'}"
             f" contact={event['contact'] or '-'}")
 
@@ -175,7 +175,7 @@ def _attempt_line(row: dict[str, Any]) -> str:
             DeliveryState.PENDING: "failed, will retry"}.get(row["outcome"], row["outcome"])
     status = row["http_status"] or "-"
     error = f" {row['error']}" if row["error"] else ""
-    return (f"{lookup.local(lookup.iso(row['started_at']))} {said} {row['destination']}"
+    return (f"{times.local(times.iso(row['started_at']))} {said} {row['destination']}"
             f" {row['product']}/{row['event']} {row['webhook_id']} attempt={row['attempt']}"
             f" status={status} {row['duration_ms']:.0f}ms{error}")
 

@@ -14,6 +14,7 @@ from relay.events import build_event
 from relay.products import masked_fields
 from relay.runtime import Runtime
 from relay.store import Store
+from relay.times import iso
 
 
 def shown_fields(product: str, stored: str) -> dict[str, Any]:
@@ -24,11 +25,13 @@ def shown_fields(product: str, stored: str) -> dict[str, Any]:
 
 
 async def dead_letters(store: Store) -> list[dict[str, Any]]:
-    """Every dead letter with every attempt (status, duration, error)."""
+    """Every dead letter with every attempt (status, duration, error, answer); times ISO."""
     rows = await store.dead_letters()
     for row in rows:
         row["fields"] = shown_fields(row["product"], row["fields"])
-        row["attempts"] = await store.attempts(row["id"])
+        row["updated_at"] = iso(row["updated_at"])
+        row["attempts"] = [{**a, "started_at": iso(a["started_at"])}
+                           for a in await store.attempts(row["id"])]
     return rows
 
 
@@ -56,6 +59,7 @@ async def quarantined(store: Store) -> list[dict[str, Any]]:
     for row in rows:
         row.pop("body", None)
         row["fields"] = shown_fields(row["product"], row["fields"])
+        row["received_at"] = iso(row["received_at"])
     return rows
 
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from relay.errors import RelayError
-
-if TYPE_CHECKING:
-    from relay.store.sql import Statement
 
 
 class StoreUnavailable(RelayError):
@@ -131,9 +128,11 @@ class Gauges:
 
 
 class Store(Protocol):
-    async def read(self, statement: Statement, **values: Any) -> list[dict[str, Any]]:
+    # ``statement`` is a relay.store.sql.Statement (sql.py imports this module, so the
+    # protocol names it Any rather than import it back)
+    async def read(self, statement: Any, **values: Any) -> list[dict[str, Any]]:
         """The rows of a reading statement (relay/store/lookup.py's)."""
-    async def change(self, statement: Statement, **values: Any) -> list[dict[str, Any]]:
+    async def change(self, statement: Any, **values: Any) -> list[dict[str, Any]]:
         """Run a writing statement in the next grouped transaction; its RETURNING rows."""
     async def open(self) -> None: ...
     async def close(self) -> None: ...
