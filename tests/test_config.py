@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import load_config, parse_config, parse_duration, parse_size
+from relay.config import Role, load_config, parse_config, parse_duration, parse_size
 from relay.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,3 +184,26 @@ def test_retention_and_lease_margin() -> None:
     assert (settings.retention_delivered, settings.retention_interval,
             settings.lease_margin) == (2 * 86400.0, 60.0, 5.0)
     assert parse_config(MINIMAL, {"SMS_KEY": "k"}).lease_margin == 30.0
+
+
+def test_admin_tokens_with_roles_and_the_older_token_as_operator() -> None:
+    """`admin.tokens` entries keep their name and role; `admin.token` is the operator
+    `admin`; a name or token given twice is a problem that never quotes the token."""
+    extra = ("admin:\n  token: older-operator-token\n  tokens:\n"
+             "    - {name: ann, token: viewer-token-0123456789, role: viewer}\n"
+             "    - {name: bob, token: operator-token-012345678, role: operator}\n")
+    settings = parse_config(MINIMAL + extra, env={"SMS_KEY": "k"})
+    assert [(t.name, t.role) for t in settings.admin_tokens] == [
+        ("ann", Role.VIEWER), ("bob", Role.OPERATOR), ("admin", Role.OPERATOR)]
+    assert "viewer-token" not in repr(settings)
+    twice = MINIMAL + ("admin:\n  tokens:\n"
+                       "    - {name: ann, token: same-token-0123456789, role: viewer}\n"
+                       "    - {name: ann, token: same-token-0123456789, role: operator}\n")
+    found = problems_of(twice, {"SMS_KEY": "k"})
+    assert any("admin.tokens[1].name: 'ann' is named twice" in p for p in found), found
+    assert any("admin.tokens[1].token: the same token" in p for p in found), found
+    bad = MINIMAL + "admin:\n  tokens:\n    - {name: cy, token: short, role: admin}\n"
+    found += problems_of(bad, {"SMS_KEY": "k"})
+    assert any("admin.tokens[0].role: 'admin' is not one of" in p for p in found), found
+    assert any("admin.tokens[0].token: must be at least 16" in p for p in found), found
+    assert not any("same-token" in p or "short" in p for p in found), found

@@ -18,7 +18,7 @@ import yarl
 
 from relay import constants as c
 from relay.backoff import RetryPolicy
-from relay.config.settings import Limits, Settings, Subhook
+from relay.config.settings import AdminToken, Limits, Role, Settings, Subhook
 from relay.config.validation import config_validator, schema_message
 from relay.config.yamltools import (
     MAX_CONFIG_BYTES,
@@ -52,6 +52,25 @@ class _Builder:
 
     def __init__(self, problems: Problems) -> None:
         self.problems = problems
+
+    def admin_tokens(self, admin: Mapping[str, Any]) -> tuple[AdminToken, ...]:
+        """``admin.tokens``, then ``admin.token`` as the operator ``admin``; names and
+        tokens each unique (a problem names the entry, never the token)."""
+        tokens = [AdminToken(t["name"], t["token"], Role(t["role"]))
+                  for t in admin.get("tokens") or ()]
+        if admin.get("token"):
+            tokens.append(AdminToken("admin", admin["token"], Role.OPERATOR))
+        names, secrets = set(), set()
+        for index, entry in enumerate(tokens):
+            if entry.name in names:
+                self.problems.add(("admin", "tokens", index, "name"),
+                                  f"{entry.name!r} is named twice")
+            if entry.token in secrets:
+                self.problems.add(("admin", "tokens", index, "token"),
+                                  "the same token as an entry before it (value hidden)")
+            names.add(entry.name)
+            secrets.add(entry.token)
+        return tuple(tokens)
 
     def duration(self, raw: Mapping[str, Any], key: str, path: KeyPath, default: float) -> float:
         if key not in raw:
@@ -241,6 +260,7 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
         ),
         limits=builder.limits(data.get("limits") or {}),
         admin_token=(data.get("admin") or {}).get("token") or None,
+        admin_tokens=builder.admin_tokens(data.get("admin") or {}),
         tls_cert=_resolve(base_dir, tls.get("cert")),
         tls_key=_resolve(base_dir, tls.get("key")),
         trusted_proxies=tuple(data.get("trusted_proxies", ())),

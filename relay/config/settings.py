@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from relay import constants as c
@@ -36,6 +37,24 @@ class Limits:
     max_buffered: int = 64 * 1024 * 1024
 
 
+class Role(StrEnum):
+    """What a console or admin API token may do (SPEC 13)."""
+
+    #: read every page and listing
+    VIEWER = "viewer"
+    #: also replay and discard
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class AdminToken:
+    """One ``admin.tokens`` entry: who signs in with it and what they may do."""
+
+    name: str
+    token: str = field(repr=False)
+    role: Role = Role.VIEWER
+
+
 @dataclass(frozen=True)
 class Settings:
     """A loaded, checked config; nothing in it is ever mutated."""
@@ -51,6 +70,8 @@ class Settings:
     replay_future: float = c.DEFAULT_REPLAY_FUTURE_S
     limits: Limits = Limits()
     admin_token: str | None = field(default=None, repr=False)
+    #: ``admin.tokens``, and ``admin.token`` as an operator named ``admin``
+    admin_tokens: tuple[AdminToken, ...] = field(default=(), repr=False)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     trusted_proxies: tuple[str, ...] = ()
