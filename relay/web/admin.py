@@ -1,17 +1,20 @@
-"""The admin API: dead letters and quarantine, listed and replayed, behind a bearer token.
-Handlers stay thin: they call the same operations as the CLI."""
+"""The admin API behind a bearer token: dead letters and quarantine (listed, replayed,
+discarded) and events looked up (SPEC 12). Handlers stay thin: they call the same
+operations as the CLI; every refusal is a problem body (problems.py)."""
 
 from __future__ import annotations
 
 import functools
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from relay import operations
+from relay import lookup, operations
+from relay.store.lookup import EventFilter
 from relay.web.problems import problem
 from relay.web.state import RUNTIME, STORE, WORKER
 
@@ -55,22 +58,27 @@ async def admin_quarantine(request: web.Request) -> web.Response:
     return web.json_response({"quarantine": await operations.quarantined(request.app[STORE])})
 
 
-async def _replay_ids(request: web.Request) -> list[int] | None:
-    """``{"ids": [..]}`` or ``{"all": true}`` (None); raises a 400 otherwise."""
+def _bad_request(problems: list[str]) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"status": "error", "error": "bad_request", "problems": problems}),
+        content_type="application/json")
+
+
+async def _ids_or_all(request: web.Request) -> list[int] | None:
+    """``{"ids": [..]}`` or ``{"all": true}`` (None); raises a 400 otherwise, also for a
+    body that holds both: which one was meant cannot be told, and a discard is final."""
     try:
         payload: Any = await request.json()
     except ValueError:
         payload = None
-    if isinstance(payload, dict) and payload.get("all") is True:
+    keys = set(payload) if isinstance(payload, dict) else set()
+    if keys == {"all"} and payload["all"] is True:
         return None
-    ids = payload.get("ids") if isinstance(payload, dict) else None
+    ids = payload["ids"] if keys == {"ids"} else None
     if isinstance(ids, list) and ids and all(operations.valid_id(i) for i in ids):
         return ids
-    raise web.HTTPBadRequest(
-        text=json.dumps({"status": "error", "error": "bad_request",
-                         "problems": ['body must be {"ids": [1, 2]} (ids are positive '
-                                      'integers) or {"all": true}']}),
-        content_type="application/json")
+    raise _bad_request(['body must be {"ids": [1, 2]} (ids are positive integers) or '
+                        '{"all": true}'])
 
 
 def _answer(result: dict[str, Any], noun: str) -> web.Response:
@@ -87,7 +95,7 @@ def _answer(result: dict[str, Any], noun: str) -> web.Response:
 @admin
 async def admin_dead_replay(request: web.Request) -> web.Response:
     result = await operations.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
-                                          await _replay_ids(request))
+                                          await _ids_or_all(request))
     request.app[WORKER].wake()
     return _answer(result, "dead letter")
 
@@ -95,15 +103,125 @@ async def admin_dead_replay(request: web.Request) -> web.Response:
 @admin
 async def admin_quarantine_replay(request: web.Request) -> web.Response:
     result = await operations.replay_quarantine(request.app[STORE], request.app[RUNTIME],
-                                                await _replay_ids(request))
+                                                await _ids_or_all(request))
     request.app[WORKER].wake()
     return _answer(result, "quarantined push")
+
+
+@admin
+async def admin_dead_discard(request: web.Request) -> web.Response:
+    return _answer(await lookup.discard_dead(request.app[STORE], await _ids_or_all(request)),
+                   "dead letter")
+
+
+@admin
+async def admin_quarantine_discard(request: web.Request) -> web.Response:
+    return _answer(await lookup.discard_quarantine(request.app[STORE],
+                                                   await _ids_or_all(request)),
+                   "quarantined push")
+
+
+# -- events looked up (SPEC 12) -----------------------------------------------------------
+
+#: The query parameters of ``GET /admin/events``: the options of ``relay events list``.
+FILTERS = ("send_id", "contact", "product", "event", "state", "since", "until")
+PARAMETERS = (*FILTERS, "limit", "cursor")
+
+#: Longest limit and cursor read as numbers (a cursor is a positive BIGINT).
+_MAX_DIGITS = 19
+
+
+def _digits(name: str, text: str, meaning: str) -> str:
+    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_DIGITS:
+        raise ValueError(f"{name}: {text!r} is not {meaning}")
+    return text
+
+
+def _page_query(request: web.Request, now: float) -> tuple[EventFilter, int, str | None]:
+    """The filter, limit and cursor of the request's query; ValueError naming the first bad
+    parameter (one not listed, one given twice, or a value the CLI would refuse as well)."""
+    query = request.rel_url.query
+    for name in query:
+        if name not in PARAMETERS:
+            raise ValueError(f"{name}: not a parameter (use {', '.join(PARAMETERS)})")
+        if len(query.getall(name)) > 1:
+            raise ValueError(f"{name}: given more than once")
+        if "\x00" in query[name]:  # PostgreSQL refuses NUL in text, as an error of the store
+            raise ValueError(f"{name}: holds a NUL character")
+    for name in ("since", "until"):
+        try:
+            lookup.event_filter(now=now, **{name: query.get(name)})
+        except ValueError as exc:  # a bad time is named by its value, not its parameter
+            named = str(exc).startswith(f"{name}:")
+            raise ValueError(str(exc) if named else f"{name}: {exc}") from None
+    which = lookup.event_filter(now=now, **{name: query.get(name) for name in FILTERS})
+    limit = int(_digits("limit", query.get("limit", str(lookup.DEFAULT_LIMIT)),
+                        "a whole number of events"))
+    cursor = query.get("cursor")
+    if cursor is not None:
+        _digits("cursor", cursor, "a cursor this relay gave")
+    return which, limit, cursor
+
+
+def _shown(value: Any) -> web.Response:
+    return web.json_response(value, dumps=lookup.dumps)
+
+
+def _no_event(key: str) -> web.Response:
+    return problem(404, "not_found", [f"no event with id or webhook-id {key}"])
+
+
+async def _event(request: web.Request) -> dict[str, Any] | None:
+    """The event the path's key names (id or webhook-id), as shown; None for none."""
+    text = request.match_info["key"]
+    if "\x00" in text:  # PostgreSQL refuses NUL in text, as an error of the store
+        return None
+    try:
+        key = lookup.event_key(text)
+    except ValueError:  # digits int() does not read, such as "²"
+        return None
+    return None if key is None else await lookup.show_event(request.app[STORE], key)
+
+
+@admin
+async def admin_events(request: web.Request) -> web.Response:
+    try:
+        which, limit, cursor = _page_query(request, time.time())
+        page = await lookup.list_events(request.app[STORE], which, limit, cursor)
+    except ValueError as exc:
+        return problem(400, "bad_request", [str(exc)])
+    return _shown(page)
+
+
+@admin
+async def admin_event(request: web.Request) -> web.Response:
+    found = await _event(request)
+    return _no_event(request.match_info["key"]) if found is None else _shown(found)
+
+
+@admin
+async def admin_event_replay(request: web.Request) -> web.Response:
+    """Delivers the event again to each destination whose delivery is delivered or dead."""
+    found = await _event(request)
+    if found is None:
+        return _no_event(request.match_info["key"])
+    result = await lookup.replay_events(request.app[STORE], request.app[RUNTIME].settings,
+                                        [found["id"]])
+    if result["missing"]:  # pruned by retention since it was read
+        return _no_event(request.match_info["key"])
+    request.app[WORKER].wake()
+    return _shown(result)
 
 
 #: (method, path, handler) of every admin endpoint.
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/admin/dead", admin_dead),
     ("POST", "/admin/dead/replay", admin_dead_replay),
+    ("POST", "/admin/dead/discard", admin_dead_discard),
     ("GET", "/admin/quarantine", admin_quarantine),
     ("POST", "/admin/quarantine/replay", admin_quarantine_replay),
+    ("POST", "/admin/quarantine/discard", admin_quarantine_discard),
+    ("GET", "/admin/events", admin_events),
+    ("GET", "/admin/events/{key}", admin_event),
+    ("POST", "/admin/events/{key}/replay", admin_event_replay),
 )
