@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relay.config import Settings
-from relay.operations import shown_fields, valid_id
+from relay.operations import MAX_ID, shown_fields, valid_id
 from relay.products import PRODUCTS, canonical_event, contact_forms
 from relay.store import Store
 from relay.store import lookup as q
@@ -29,6 +29,11 @@ def event_filter(*, send_id: str | None = None, contact: str | None = None,
     """The filter the CLI's options and the admin API's query name; ValueError naming the
     first bad one."""
     now = time.time() if now is None else now
+    given = {"send_id": send_id, "contact": contact, "product": product, "event": event,
+             "state": state, "since": since, "until": until}
+    for name, value in given.items():
+        if value is not None and "\x00" in value:
+            raise ValueError(f"{name}: must not hold a NUL character")
     if product is not None and product not in PRODUCTS:
         raise ValueError(f"product: {product!r} is not one of {', '.join(PRODUCTS)}")
     states = [s.value for s in DeliveryState]
@@ -40,8 +45,22 @@ def event_filter(*, send_id: str | None = None, contact: str | None = None,
         send_id=send_id, contacts=tuple(contact_forms(contact)) if contact else (),
         product=product, event=canonical_event(event) if event else None,
         state=DeliveryState(state) if state else None,
-        since=parse_time(since, now) if since else None,
-        until=parse_time(until, now) if until else None)
+        since=_time("since", since, now), until=_time("until", until, now))
+
+
+def _time(name: str, text: str | None, now: float) -> float | None:
+    try:
+        return parse_time(text, now) if text else None
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _id(text: str) -> int | None:
+    """A row id in text: ASCII digits (not ``²``), at most a BIGINT; None otherwise."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+        return None
+    value = int(text)
+    return value if valid_id(value) else None
 
 
 def _delivery(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,22 +99,23 @@ async def list_events(store: Store, which: q.EventFilter, limit: int = DEFAULT_L
     """One page, newest first: ``events`` and ``next_cursor`` (None on the last page)."""
     before = None
     if cursor is not None:
-        if not cursor.isdigit() or not valid_id(int(cursor)):
+        before = _id(cursor)
+        if before is None:
             raise ValueError(f"cursor: {cursor!r} is not a cursor this relay gave")
-        before = int(cursor)
     if not 0 < limit <= q.MAX_PAGE:
         raise ValueError(f"limit: must be 1 to {q.MAX_PAGE}")
-    rows = await q.events(store, which, limit, before)
-    more = len(rows) == limit
-    return {"events": [shown_event(r) for r in rows],
-            "next_cursor": str(rows[-1]["id"]) if more and rows else None}
+    rows = await q.events(store, which, limit + 1, before)  # one more: is there a next page?
+    page = rows[:limit]
+    return {"events": [shown_event(r) for r in page],
+            "next_cursor": str(page[-1]["id"]) if len(rows) > limit else None}
 
 
 def event_key(text: str) -> int | str | None:
     """An event's id (digits) or webhook-id (``msg_...``); None for neither."""
-    if text.isdigit():
-        return int(text) if valid_id(int(text)) else None
-    return text if text.startswith("msg_") and len(text) <= 64 else None
+    if text.isascii() and text.isdigit():
+        return _id(text)
+    return text if text.startswith("msg_") and len(text) <= 64 and "\x00" not in text \
+        else None
 
 
 async def show_event(store: Store, key: int | str) -> dict[str, Any] | None:

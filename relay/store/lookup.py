@@ -161,7 +161,7 @@ async def events(store: Readable, which: EventFilter, limit: int,
     statement = listing(which, before is not None)
     values = {"send_id": which.send_id, "contacts": list(which.contacts),
               "product": which.product, "event": which.event, "since": which.since,
-              "until": which.until, "before": before, "limit": min(limit, MAX_PAGE)}
+              "until": which.until, "before": before, "limit": min(limit, MAX_PAGE + 1)}
     rows = await store.read(statement, **{k: v for k, v in values.items()
                                           if k in statement.params})
     return await _with_deliveries(store, rows)

@@ -5,7 +5,6 @@ operations as the CLI; every refusal is a problem body (problems.py)."""
 from __future__ import annotations
 
 import functools
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from relay import lookup, operations
+from relay.config import Role
 from relay.store.lookup import EventFilter
+from relay.web.auth import match_token
 from relay.web.problems import problem
 from relay.web.state import RUNTIME, STORE, WORKER
 
@@ -32,17 +33,23 @@ def bearer(header: str) -> bytes | None:
 
 
 def admin(handler: Handler) -> Handler:
-    """Only with ``Authorization: Bearer <admin.token>``; 404 when no token is configured."""
+    """Only with ``Authorization: Bearer <token>`` of ``admin.token`` or ``admin.tokens``
+    (compared in constant time with every one); a POST (replay, discard) needs an operator's
+    token: a viewer's is 403. 404 when no token is configured."""
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.Response:
-        token = request.app[RUNTIME].settings.admin_token
-        if not token:
+        tokens = request.app[RUNTIME].settings.admin_tokens
+        if not tokens:
             return problem(404, "not_found",
                            ["admin endpoints are off (no admin.token configured)"])
         given = bearer(request.headers.get("Authorization", ""))
-        if given is None or not hmac.compare_digest(given, token.encode()):
+        entry = None if given is None else match_token(tokens, given)
+        if entry is None:
             return problem(401, "unauthorized", ["a valid bearer token is required"])
+        if request.method == "POST" and entry.role is not Role.OPERATOR:
+            return problem(403, "forbidden", [
+                f"{entry.name} is a viewer: replay and discard need an operator token"])
         return await handler(request)
 
     return guarded

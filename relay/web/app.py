@@ -22,7 +22,7 @@ from relay.metrics import Metrics
 from relay.redact import redact_text, redact_url
 from relay.runtime import Runtime
 from relay.store import Store, StoreUnavailable, open_store
-from relay.web import admin
+from relay.web import admin, console
 from relay.web.problems import not_allowed, problem
 from relay.web.state import METRICS, RUNTIME, STORE, WORKER
 from relay.web.subhook import Ingest
@@ -112,6 +112,7 @@ def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
         app.router.add_route(method, path, handler)
         allowed = ("GET", "HEAD") if method == "GET" else (method,)
         app.router.add_route("*", path, _allow(*allowed))
+    console.setup(app)
     app.router.add_route("*", "/{tail:.*}", ingest.handle)
     app.cleanup_ctx.extend((_store, _worker, _watcher, _retention, _sighup))
     return app

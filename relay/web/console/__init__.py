@@ -1,0 +1,103 @@
+"""The console (SPEC 13): server-rendered pages under /console/ (Jinja2 through
+aiohttp-jinja2, autoescaped), refreshed by htmx, charts by uPlot, styled by Pico CSS; the
+three are vendored files in relay/web/static/vendor (VENDORED.md), served from the package
+with the console's own small script and stylesheet. No page answers without a session; the
+static files hold no data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from relay import times
+from relay.web import auth
+from relay.web.console import actions, views
+from relay.web.console.traffic import SAMPLE_S, Traffic
+from relay.web.state import METRICS
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+ROUTES = (
+    ("GET", "/console/signin", actions.sign_in_page),
+    ("POST", "/console/signin", actions.sign_in),
+    ("POST", "/console/signout", actions.sign_out),
+    ("GET", "/console/", views.overview),
+    ("GET", "/console/events", views.events),
+    ("GET", "/console/events/{key}", views.event),
+    ("POST", "/console/events/{key}/replay", actions.replay_event),
+    ("GET", "/console/dead", views.dead),
+    ("POST", "/console/dead/replay", actions.dead_replay),
+    ("POST", "/console/dead/discard", actions.dead_discard),
+    ("GET", "/console/quarantine", views.quarantine),
+    ("POST", "/console/quarantine/replay", actions.quarantine_replay),
+    ("POST", "/console/quarantine/discard", actions.quarantine_discard),
+    ("GET", "/console/destinations", views.destinations),
+    ("GET", "/console/routes", views.routes),
+)
+
+
+def _stamp(value: object) -> str:
+    """SUBMAIL's ``timestamp`` (UNIX seconds, or text as some docs give it), for people."""
+    text = str(value) if value is not None else "-"
+    return times.local(times.iso(float(text))) if text.isdigit() else text
+
+
+def _ago(seconds: float | None) -> str:
+    """``42s``, ``5m``, ``3h``: how long ago, for people."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+@functools.cache
+def _static_url(path: str) -> str:
+    """``/console/static/<path>?v=<hash>``: a new file is a new URL (caches stay right)."""
+    digest = hashlib.sha256((STATIC / path).read_bytes()).hexdigest()[:12]
+    return f"/console/static/{path}?v={digest}"
+
+
+def setup(app: web.Application) -> None:
+    """Templates, pages, static files and the traffic sampler, on ``app``."""
+    environment = aiohttp_jinja2.setup(
+        app, loader=jinja2.PackageLoader("relay.web", "templates"), autoescape=True)
+    environment.filters.update(local=times.local, ago=_ago, stamp=_stamp)
+    environment.globals["static"] = _static_url
+    app[views.TRAFFIC] = Traffic()
+    app[actions.SIGN_IN_LIMIT] = auth.SignInLimit()
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    app.router.add_get("/console", _to_console)
+    app.router.add_static("/console/static/", STATIC)
+    app.cleanup_ctx.append(_sampler)
+
+
+async def _to_console(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect("/console/")
+
+
+async def _sampler(app: web.Application) -> AsyncIterator[None]:
+    """A sample of the counters every SAMPLE_S for the overview's chart."""
+    async def sample() -> None:
+        while True:
+            app[views.TRAFFIC].sample(app[METRICS])
+            await asyncio.sleep(SAMPLE_S)
+
+    task = asyncio.create_task(sample(), name="relay-console-traffic")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

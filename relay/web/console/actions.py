@@ -1,0 +1,174 @@
+"""What the console does, not only shows: sign-in and sign-out, replay and discard.
+
+Every action is a POST with the session's CSRF token (403 without it); replay and discard
+need the operator role (403 for a viewer). Sign-in is limited per client address
+(auth.SignInLimit): more attempts are answered 429.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from relay import lookup, operations
+from relay.admission import client_address
+from relay.web import auth
+from relay.web.console.views import session_of
+from relay.web.state import RUNTIME, STORE
+
+log = logging.getLogger("relay.console")
+
+SIGN_IN_LIMIT = web.AppKey("console_sign_in_limit", auth.SignInLimit)
+
+Action = Callable[[web.Request, auth.Session, dict[str, Any]], Awaitable[str]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _back_to(target: str | None, default: str = "/console/") -> str:
+    """A redirect target inside the console only (never another host)."""
+    if not target:
+        return default
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not parsed.path.startswith("/console/"):
+        return default
+    return target
+
+
+async def sign_in_page(request: web.Request) -> web.StreamResponse:
+    if not request.app[RUNTIME].settings.admin_tokens:
+        raise web.HTTPNotFound(text="the console is off: no admin.tokens configured")
+    return aiohttp_jinja2.render_template("console/signin.html", request, {
+        "title": "Sign in", "next": _back_to(request.query.get("next")), "problem": None,
+        "request": request})
+
+
+async def sign_in(request: web.Request) -> web.StreamResponse:
+    settings = request.app[RUNTIME].settings
+    if not settings.admin_tokens:
+        raise web.HTTPNotFound(text="the console is off: no admin.tokens configured")
+    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                             settings.trusted_proxies) or "-"
+    wait = request.app[SIGN_IN_LIMIT].allow(address)
+    if wait is not None:
+        log.warning("console sign-in refused for %s: too many attempts", address)
+        raise web.HTTPTooManyRequests(text="too many sign-in attempts; try again later",
+                                      headers={"Retry-After": str(int(wait) + 1)})
+    form = await request.post()
+    given = str(form.get("token", "")).encode("utf-8", "surrogateescape")
+    entry = auth.match_token(settings.admin_tokens, given)
+    target = _back_to(str(form.get("next", "")))
+    if entry is None:
+        log.warning("console sign-in with a wrong token from %s", address)
+        response = aiohttp_jinja2.render_template("console/signin.html", request, {
+            "title": "Sign in", "next": target, "problem": "That token is not valid.",
+            "request": request},
+            status=401)
+        return response
+    _, cookie = auth.open_session(entry, settings.admin_tokens)
+    log.info("console sign-in: %s (%s) from %s", entry.name, entry.role, address)
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(auth.COOKIE, cookie, max_age=auth.SESSION_TTL_S, path="/console/",
+                        httponly=True, samesite="Strict",
+                        secure=request.secure or settings.tls_cert is not None)
+    raise response
+
+
+def action(*, operator: bool) -> Callable[[Action], Handler]:
+    """A POST that needs a session and its CSRF token (and, if ``operator``, that role);
+    it redirects to where the action says, with the session's flash in the query."""
+
+    def wrap(fn: Action) -> Handler:
+        @functools.wraps(fn)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            session = session_of(request)
+            if session is None:
+                raise web.HTTPUnauthorized(text="sign in first")
+            form = dict(await request.post())
+            tokens = request.app[RUNTIME].settings.admin_tokens
+            if not auth.csrf_ok(session, tokens, str(form.get("csrf", "")) or None):
+                raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
+            if operator and not session.may_act:
+                raise web.HTTPForbidden(text=f"{session.name} is a viewer: replay and "
+                                             "discard need an operator token")
+            raise web.HTTPSeeOther(await fn(request, session, form))
+
+        return handler
+
+    return wrap
+
+
+@action(operator=False)
+async def sign_out(request: web.Request, session: auth.Session,
+                   form: dict[str, Any]) -> str:
+    response = web.HTTPSeeOther("/console/signin")
+    response.del_cookie(auth.COOKIE, path="/console/")
+    raise response
+
+
+def _ids(request: web.Request, form: dict[str, Any]) -> list[int] | None:
+    """The ids a list's form names (checkboxes ``id-<n>``, or one ``id``); None for every
+    one in the list (``all=1``)."""
+    if form.get("all") == "1":
+        return None
+    chosen = [str(v) for k, v in form.items() if k.startswith("id-") or k == "id"]
+    ids = sorted({int(v) for v in chosen if v.isdigit()})
+    if not ids:
+        raise web.HTTPBadRequest(text="choose at least one, or all")
+    return ids
+
+
+@action(operator=True)
+async def replay_event(request: web.Request, session: auth.Session,
+                       form: dict[str, Any]) -> str:
+    key = lookup.event_key(request.match_info["key"])
+    if not isinstance(key, int):
+        raise web.HTTPNotFound(text="no such event")
+    result = await lookup.replay_events(request.app[STORE], request.app[RUNTIME].settings,
+                                        [key])
+    if result["missing"]:
+        raise web.HTTPNotFound(text="no such event")
+    log.info("console: %s replayed event %s", session.name, key)
+    return f"/console/events/{key}?done=replayed"
+
+
+@action(operator=True)
+async def dead_replay(request: web.Request, session: auth.Session,
+                      form: dict[str, Any]) -> str:
+    result = await operations.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
+                                          _ids(request, form))
+    log.info("console: %s replayed %d dead letter(s)", session.name, result["replayed"])
+    return f"/console/dead?done=replayed+{result['replayed']}"
+
+
+@action(operator=True)
+async def dead_discard(request: web.Request, session: auth.Session,
+                       form: dict[str, Any]) -> str:
+    result = await lookup.discard_dead(request.app[STORE], _ids(request, form))
+    log.info("console: %s discarded %d dead letter(s)", session.name,
+             len(result["discarded"]))
+    return f"/console/dead?done=discarded+{len(result['discarded'])}"
+
+
+@action(operator=True)
+async def quarantine_replay(request: web.Request, session: auth.Session,
+                            form: dict[str, Any]) -> str:
+    result = await operations.replay_quarantine(request.app[STORE], request.app[RUNTIME],
+                                                _ids(request, form))
+    log.info("console: %s replayed %d quarantined push(es)", session.name,
+             len(result["replayed"]))
+    return f"/console/quarantine?done=replayed+{len(result['replayed'])}"
+
+
+@action(operator=True)
+async def quarantine_discard(request: web.Request, session: auth.Session,
+                             form: dict[str, Any]) -> str:
+    result = await lookup.discard_quarantine(request.app[STORE], _ids(request, form))
+    log.info("console: %s discarded %d quarantined push(es)", session.name,
+             len(result["discarded"]))
+    return f"/console/quarantine?done=discarded+{len(result['discarded'])}"

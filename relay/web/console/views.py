@@ -1,0 +1,156 @@
+"""The console's pages (SPEC 13), each a view over the queries the CLI and admin API use.
+
+Every page needs a session; without one it redirects to the sign-in page (a fragment
+request, from htmx, gets 401 instead). Templates autoescape; contacts are masked by the
+functions the data comes from (relay/lookup.py, relay/operations.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from relay import lookup, operations
+from relay.routing import EventKey, destinations_for, explain
+from relay.store.base import DeliveryState
+from relay.web import auth
+from relay.web.console.traffic import Totals, Traffic, destination_figures
+from relay.web.state import METRICS, RUNTIME, STORE, WORKER
+
+TRAFFIC = web.AppKey("console_traffic", Traffic)
+
+Page = Callable[[web.Request, auth.Session], Awaitable[dict[str, Any]]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def session_of(request: web.Request) -> auth.Session | None:
+    return auth.read_session(request.cookies.get(auth.COOKIE),
+                             request.app[RUNTIME].settings.admin_tokens)
+
+
+def page(template: str) -> Callable[[Page], Handler]:
+    """A page rendered from ``template`` for a signed-in user; the context has the session,
+    its CSRF token and the page's own values."""
+
+    def wrap(view: Page) -> Handler:
+        @functools.wraps(view)
+        async def handler(request: web.Request) -> web.StreamResponse:
+            session = session_of(request)
+            if session is None:
+                if request.headers.get("HX-Request"):
+                    raise web.HTTPUnauthorized(text="signed out")
+                raise web.HTTPSeeOther("/console/signin?" + urlencode(
+                    {"next": request.path_qs}))
+            context = await view(request, session)
+            context.update(session=session, csrf=auth.csrf_token(
+                session, request.app[RUNTIME].settings.admin_tokens), path=request.path,
+                request=request)
+            response = aiohttp_jinja2.render_template(template, request, context)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+
+        return handler
+
+    return wrap
+
+
+@page("console/overview.html")
+async def overview(request: web.Request, session: auth.Session) -> dict[str, Any]:
+    gauges = await request.app[STORE].gauges()
+    totals = Totals.read(request.app[METRICS])
+    rates = request.app[TRAFFIC].rates()
+    now = time.time()
+    queues = [{"destination": name, "pending": count, "oldest_s": max(0.0, now - oldest)}
+              for name, (count, oldest) in sorted(gauges.backlog.items())]
+    return {"title": "Overview", "gauges": gauges, "totals": totals, "queues": queues,
+            "rates": json.dumps(rates)}
+
+
+@page("console/events.html")
+async def events(request: web.Request, session: auth.Session) -> dict[str, Any]:
+    query = request.query
+    options: dict[str, Any] = {k: query.get(k) or None for k in (
+        "send_id", "contact", "product", "event", "state", "since", "until")}
+    problem: str | None = None
+    listing: dict[str, Any] = {"events": [], "next_cursor": None}
+    try:
+        which = lookup.event_filter(**options)
+        listing = await lookup.list_events(request.app[STORE], which, 50,
+                                           query.get("cursor") or None)
+    except ValueError as exc:
+        problem = str(exc)
+    more = None
+    if listing["next_cursor"]:
+        more = "?" + urlencode({**{k: v for k, v in options.items() if v},
+                                "cursor": listing["next_cursor"]})
+    return {"title": "Events", "options": options, "problem": problem,
+            "events": listing["events"], "more": more,
+            "states": [s.value for s in DeliveryState]}
+
+
+@page("console/event.html")
+async def event(request: web.Request, session: auth.Session) -> dict[str, Any]:
+    key = lookup.event_key(request.match_info["key"])
+    found = None if key is None else await lookup.show_event(request.app[STORE], key)
+    if found is None:
+        raise web.HTTPNotFound(text="no such event")
+    timeline: list[dict[str, Any]] = []
+    if found["send_id"]:
+        same = await lookup.list_events(request.app[STORE],
+                                        lookup.event_filter(send_id=found["send_id"]), 100)
+        timeline = sorted(same["events"], key=lambda e: (str(e["fields"].get("timestamp")),
+                                                         e["id"]))
+    return {"title": f"Event {found['id']}", "event": found, "timeline": timeline,
+            "fields": json.dumps(found["fields"], ensure_ascii=False, indent=2)}
+
+
+@page("console/dead.html")
+async def dead(request: web.Request, session: auth.Session) -> dict[str, Any]:
+    return {"title": "Dead letters",
+            "rows": await operations.dead_letters(request.app[STORE])}
+
+
+@page("console/quarantine.html")
+async def quarantine(request: web.Request, session: auth.Session) -> dict[str, Any]:
+    return {"title": "Quarantine", "rows": await operations.quarantined(request.app[STORE])}
+
+
+@page("console/destinations.html")
+async def destinations(request: web.Request, session: auth.Session) -> dict[str, Any]:
+    settings = request.app[RUNTIME].settings
+    names = sorted({d.name for r in settings.routes for d in r.destinations})
+    gauges = await request.app[STORE].gauges()
+    figures = destination_figures(request.app[METRICS], names)
+    health = request.app[WORKER].health
+    now = time.time()
+    rows = []
+    for name in names:
+        count, oldest = gauges.backlog.get(name, (0, now))
+        rows.append({"name": name, "up": health.up(name), "figures": figures[name],
+                     "pending": count, "oldest_s": max(0.0, now - oldest) if count else None})
+    return {"title": "Destinations", "rows": rows}
+
+
+@page("console/routes.html")
+async def routes(request: web.Request, session: auth.Session) -> dict[str, Any]:
+    runtime = request.app[RUNTIME]
+    query = request.query
+    verdicts, reached, problem = None, None, None
+    if query.get("product") and query.get("event"):
+        key = EventKey.of(query["product"], query["event"], query.get("tag") or None)
+        if key.event not in runtime.schemas.events(key.product):
+            problem = f"{key.product} has no event {key.event!r}"
+        else:
+            verdicts = explain(key, runtime.settings.routes)
+            reached = destinations_for(key, runtime.settings.routes)
+    products = sorted({p for p, _ in runtime.schemas})
+    return {"title": "Routes", "routes": runtime.settings.routes, "query": dict(query),
+            "verdicts": verdicts, "reached": reached, "problem": problem,
+            "products": products}
