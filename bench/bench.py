@@ -2,6 +2,7 @@
 
     bash bench/run            # full run (about 12 minutes)
     bash bench/run --smoke    # a few seconds: proves the bench still works, measures nothing
+    bash bench/run --only million [--rows N]   # phase 5 alone (a minute or two)
 
 Phases, each on a fresh relay process with the SQLite store and one route fanning every
 event out to two sink servers (bench/sink.py, their own process):
@@ -10,7 +11,8 @@ event out to two sink servers (bench/sink.py, their own process):
 2. ingest latency at fixed rates (bench/load.py, open loop, its own process);
 3. end-to-end latency (push sent -> sink received) at 500/s;
 4. the highest rate sustained end to end for the window without the backlog growing;
-5. saturation again with a million delivered rows in the store;
+5. saturation again with a million delivered rows in the store, and before it lookups in
+   that store as ``relay events list --send-id`` / ``--contact`` makes them;
 6. the relay's peak RSS (VmHWM) over all phases.
 
 Results are printed as a table and written to bench/results/<time>-<mode>.json.
@@ -19,22 +21,26 @@ Results are printed as a table and written to bench/results/<time>-<mode>.json.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
+import random
 import re
 import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +63,8 @@ class Mode:
     sustain_rates: tuple[int, ...]
     big_rows: int
     repeats: int
+    #: lookups of each kind (send_id, contact) timed in the million-row store
+    lookups: int = 20
 
 
 FULL = Mode("full", 10, 64, 20, (500, 1000), 500, 60, (500, 1000, 1250, 1500, 1750, 2000),
@@ -119,10 +127,8 @@ class Bench:
 
     # -- processes --------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def relay(self, db: Path | str, fan_out: bool = True) -> Iterator[str]:
-        """A relay process on ``db`` (an SQLite file, or any store URL); yields its URL."""
-        port = free_port()
+    def config(self, db: Path | str, port: int, fan_out: bool = True) -> Path:
+        """The relay's config file for ``db`` (an SQLite file, or any store URL)."""
         subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
                              for p, k in KEYS.items())
         a, b = self.sink_ports
@@ -134,6 +140,13 @@ class Bench:
                f"      - {{name: a, url: 'http://127.0.0.1:{a}/hook'}}\n"
                f"      - {{name: b, url: 'http://127.0.0.1:{b}/hook'}}\n" if fan_out
                else "routes: []\n"), encoding="utf-8")
+        return config
+
+    @contextlib.contextmanager
+    def relay(self, db: Path | str, fan_out: bool = True) -> Iterator[str]:
+        """A relay process on ``db`` (an SQLite file, or any store URL); yields its URL."""
+        port = free_port()
+        config = self.config(db, port, fan_out)
         log = self.work / f"relay-{port}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen([PY, "-m", "relay", "serve", "--config", str(config)],
@@ -273,14 +286,43 @@ class Bench:
     def million(self, pushes_file: list[Path]) -> None:
         db = self.fresh_db()
         took = populate(db, self.mode.big_rows)
+        populated_mb = db.stat().st_size / 2**20
+        # Before the relay's run, so the store holds exactly the populated events.
+        lookups = self.lookups(db)
         with self.relay(db) as base:
             big = self.wrk(base, pushes_file)
-        empty = self.results["saturation"]["relay"]["rps"]
+        # Without the saturation phase (--only million) there is no empty store to compare.
+        empty = self.results.get("saturation", {}).get("relay", {}).get("rps")
         self.results["big_store"] = {"delivered_rows": self.mode.big_rows,
                                      "populate_s": took, "relay": big,
-                                     "ratio_to_empty": big["rps"] / empty,
-                                     "db_mb": db.stat().st_size / 2**20}
-        db.unlink()
+                                     "ratio_to_empty": big["rps"] / empty if empty else None,
+                                     "populated_db_mb": populated_mb,
+                                     "db_mb": db.stat().st_size / 2**20, "lookups": lookups}
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+
+    def lookups(self, db: Path) -> dict[str, Any]:
+        """``relay events list --send-id`` and ``--contact`` on the populated store: the
+        lookup as the CLI runs it once the store is open (timed in this process, the store
+        opened once), then one whole CLI run of each."""
+        events = count_events(db)
+        wanted = random.Random(0).sample(range(1, events + 1), min(self.mode.lookups, events))
+        timed = asyncio.run(time_lookups(db, wanted))
+        config = self.config(db, free_port())
+        cli = {}
+        for option, value in (("send_id", send_id(wanted[0])), ("contact", phone(wanted[0]))):
+            started = time.perf_counter()
+            out = subprocess.run([PY, "-m", "relay", "events", "list", "--config", str(config),
+                                  f"--{option.replace('_', '-')}", value, "--json"],
+                                 capture_output=True, text=True, check=False)
+            took = (time.perf_counter() - started) * 1000
+            if out.returncode != 0:
+                raise RuntimeError(f"relay events list --{option}: exit {out.returncode}: "
+                                   f"{out.stderr.strip()}")
+            check_found(json.loads(out.stdout), wanted[0], f"CLI --{option}")
+            cli[option] = {"ms": took}
+        return {"events_in_store": events, "lookups": len(wanted),
+                **{option: {**timed[option], "cli": cli[option]} for option in timed}}
 
 
 async def _fresh_postgres(server: str) -> str:
@@ -298,8 +340,6 @@ async def _fresh_postgres(server: str) -> str:
 def scaling(bench: Bench, postgres: str, pushes_files: list[Path]) -> None:
     """Saturation with fan-out 2: one relay on SQLite, then one and two on PostgreSQL (two
     instances each get their own wrk with half the connections and their own tokens)."""
-    import asyncio
-
     rows = {}
     for label, store, count in (("sqlite x1", None, 1), ("postgresql x1", postgres, 1),
                                 ("postgresql x2", postgres, 2)):
@@ -351,6 +391,43 @@ def slope(points: list[tuple[float, int]]) -> float:
     return sum((t - mean_t) * (d - mean_d) for t, d in points) / spread if spread else 0.0
 
 
+async def time_lookups(db: Path, wanted: list[int]) -> dict[str, dict[str, Any]]:
+    """Each of ``wanted`` (event ids) looked up by its send_id and by its contact, through
+    the store as ``relay events list`` opens it (commands.with_store); milliseconds."""
+    from relay import lookup
+    from relay.store import open_store
+
+    store = open_store(f"sqlite:///{db}", attach=True)
+    await store.open()
+    timings: dict[str, list[float]] = {"send_id": [], "contact": []}
+    try:
+        for event_id in wanted:
+            for option, which in (("send_id", lookup.event_filter(send_id=send_id(event_id))),
+                                  ("contact", lookup.event_filter(contact=phone(event_id)))):
+                started = time.perf_counter()
+                page = await lookup.list_events(store, which, 50)
+                timings[option].append((time.perf_counter() - started) * 1000)
+                check_found(page, event_id, f"--{option}")
+    finally:
+        await store.close()
+    return {option: spread(ms) for option, ms in timings.items()}
+
+
+def check_found(page: dict[str, Any], event_id: int, what: str) -> None:
+    """A lookup of populated event ``event_id`` must return it and nothing else."""
+    found = [(e["id"], e["send_id"]) for e in page["events"]]
+    if found != [(event_id, send_id(event_id))]:
+        raise RuntimeError(f"lookup {what} of event {event_id} returned {found}")
+
+
+def spread(ms: list[float]) -> dict[str, Any]:
+    """Median, p90 (nearest rank: the 18th of 20) and max of ``ms``, and every run."""
+    ordered = sorted(ms)
+    return {"median_ms": statistics.median(ordered),
+            "p90_ms": ordered[math.ceil(len(ordered) * 0.9) - 1],
+            "max_ms": ordered[-1], "first_ms": ms[0], "runs_ms": ms}
+
+
 def count_events(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(db)) as conn:
         return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -363,9 +440,22 @@ def queue_depth(base: str) -> int:
     return sum(int(float(d)) for d in depths) if "relay_queue_depth" in text else -1
 
 
+def send_id(event_id: int) -> str:
+    """The send_id of the populated store's event ``event_id``."""
+    return f"{event_id:032x}"
+
+
+def phone(event_id: int) -> str:
+    """The populated store's event ``event_id`` went to its own mobile number (the pushes
+    wrk sends all carry 13800000000, which no populated event has)."""
+    return f"138{event_id:08d}"
+
+
 def populate(db: Path, delivered_rows: int) -> float:
     """Fill a store with ``delivered_rows`` delivered deliveries (two per event) and their
-    attempts and tokens, in the relay's own layout and with its own statements."""
+    attempts and tokens, in the relay's own layout and with its own statements. Event
+    ``i`` (ids from 1) has ``send_id(i)`` and ``phone(i)`` for lookups."""
+    from relay.products import PRODUCTS
     from relay.signature import token_key
     from relay.store import queries as q
     from relay.store.base import AttemptRecord, DeliveryState
@@ -379,6 +469,7 @@ def populate(db: Path, delivered_rows: int) -> float:
     now = time.time() - 3600
     events = delivered_rows // 2
     delivered = DeliveryState.DELIVERED
+    sms = PRODUCTS["sms"]
 
     def delivery_id(event_id: int, k: int) -> int:  # rowids as inserted: 1, 2, 3, ...
         return 2 * (event_id - 1) + k + 1
@@ -391,8 +482,9 @@ def populate(db: Path, delivered_rows: int) -> float:
         conn.executemany(q.INSERT_EVENT.sqlite, (q.INSERT_EVENT.bind(
             webhook_id=f"msg_{i:032x}", identity=f"id{i:062x}", token=f"{i:032x}",
             product="sms", event="delivered", tag=None,
-            fields=f'{{"events":"delivered","send_id":"{i:032x}"}}', body=body,
-            content_type="application/x-www-form-urlencoded", received_at=now) for i in ids))
+            fields=f'{{"events":"delivered","send_id":"{send_id(i)}","address":"{phone(i)}"}}',
+            body=body, content_type="application/x-www-form-urlencoded", received_at=now,
+            send_id=send_id(i), contact=sms.contact_of({"address": phone(i)})) for i in ids))
         conn.executemany(q.INSERT_DELIVERY.sqlite, (q.INSERT_DELIVERY.bind(
             event_id=i, destination="ab"[k], next_attempt_at=now, expires_at=now + 3600,
             updated_at=now) for i in ids for k in (0, 1)))
@@ -407,6 +499,19 @@ def populate(db: Path, delivered_rows: int) -> float:
 
 
 def table(results: dict[str, Any]) -> str:
+    """The results as the bench prints them; phases that did not run (--only) left out."""
+    rows = _speed_rows(results)
+    if "big_store" in results:
+        rows += _big_store_rows(results["big_store"])
+    rows.append(("relay peak RSS", f"{results['peak_rss_mb']:.0f} MB", "target <= 200 MB"))
+    width = max(len(r[0]) for r in rows)
+    second = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{width}}  {b:<{second}}  {c}" for a, b, c in rows)
+
+
+def _speed_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    if "saturation" not in results:
+        return []
     sat = results["saturation"]
     rows = [("ingest at saturation, bare aiohttp", f"{sat['bare']['rps']:,.0f} req/s", ""),
             ("ingest at saturation, relay (fan-out 2)", f"{sat['relay']['rps']:,.0f} req/s",
@@ -427,14 +532,27 @@ def table(results: dict[str, Any]) -> str:
                  f"{sus['best_rate']:,} events/s",
                  "tried " + ", ".join(f"{t['rate']}{'' if t['held'] else ' (failed)'}"
                                       for t in sus["tried"]) + " (target >= 1,500)"))
-    big = results["big_store"]
-    rows.append((f"ingest with {big['delivered_rows']:,} delivered rows",
-                 f"{big['relay']['rps']:,.0f} req/s",
-                 f"{big['ratio_to_empty']:.0%} of empty store (target >= 90%)"))
-    rows.append(("relay peak RSS", f"{results['peak_rss_mb']:.0f} MB", "target <= 200 MB"))
-    width = max(len(r[0]) for r in rows)
-    second = max(len(r[1]) for r in rows)
-    return "\n".join(f"{a:<{width}}  {b:<{second}}  {c}" for a, b, c in rows)
+    return rows
+
+
+def _big_store_rows(big: dict[str, Any]) -> list[tuple[str, str, str]]:
+    ratio = big["ratio_to_empty"]
+    rows = [(f"ingest with {big['delivered_rows']:,} delivered rows",
+             f"{big['relay']['rps']:,.0f} req/s",
+             f"{ratio:.0%} of empty store (target >= 90%)" if ratio is not None
+             else "no empty store run to compare (--only million)")]
+    found = big["lookups"]
+    for option in ("send_id", "contact"):
+        name = f"events list --{option.replace('_', '-')}"
+        got = found[option]
+        rows.append((f"{name}, {found['events_in_store']:,} events",
+                     f"median {got['median_ms']:.2f} ms, p90 {got['p90_ms']:.2f} ms, "
+                     f"max {got['max_ms']:.2f} ms",
+                     f"{found['lookups']} lookups, store open (target median <= 50 ms)"))
+    for option in ("send_id", "contact"):
+        rows.append((f"events list --{option.replace('_', '-')}, CLI, including interpreter "
+                     "start", f"{found[option]['cli']['ms']:,.0f} ms", "one run, wall clock"))
+    return rows
 
 
 def main() -> int:
@@ -443,8 +561,15 @@ def main() -> int:
     parser.add_argument("--scaling", metavar="POSTGRES_URL",
                         help="only compare SQLite with one and two instances on PostgreSQL "
                              "(a server the bench may create databases on)")
+    parser.add_argument("--only", choices=("million",),
+                        help="only the million-row phase (ingest and lookups in a big store)")
+    parser.add_argument("--rows", type=int, metavar="N",
+                        help="delivered rows in the million-row phase's store, two per event "
+                             "(default 1,000,000; 2,000 with --smoke)")
     args = parser.parse_args()
     mode = SMOKE if args.smoke else FULL
+    if args.rows is not None:
+        mode = replace(mode, big_rows=args.rows)
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed; run the bench through bench/run", file=sys.stderr)
         return 2
@@ -460,41 +585,43 @@ def main() -> int:
             # 6,000 pushes a second of a run: more than the relay takes, so no token repeats
             events = 6000 * mode.saturation_s
             pushes_file = [work / f"pushes-{i}.bin" for i in range(mode.repeats)]
-            for seed, path in enumerate(pushes_file):
+            # the million-row phase sends other pushes than the phases before it
+            first_seed = 100 if args.only == "million" else 0
+            for seed, path in enumerate(pushes_file, start=first_seed):
                 write_wrk_file(generate(events, seed=seed), str(path))
             started = time.monotonic()
             if args.scaling:
                 scaling(bench, args.scaling, pushes_file)
-                return finish(bench, mode, started, scaling_only=True)
-            bench.saturation(pushes_file, events)
-            bench.fixed()
-            bench.end_to_end()
-            bench.sustained()
-            for seed, path in enumerate(pushes_file, start=100):
-                write_wrk_file(generate(events, seed=seed), str(path))
+                return finish(bench, mode, started, "scaling")
+            if args.only is None:
+                bench.saturation(pushes_file, events)
+                bench.fixed()
+                bench.end_to_end()
+                bench.sustained()
+                for seed, path in enumerate(pushes_file, start=100):
+                    write_wrk_file(generate(events, seed=seed), str(path))
             bench.million(pushes_file)
         finally:
             sinks.terminate()
             sinks.wait()
-    return finish(bench, mode, started)
+    return finish(bench, mode, started, mode.name + (f"-{args.only}" if args.only else ""))
 
 
-def finish(bench: Bench, mode: Mode, started: float, scaling_only: bool = False) -> int:
+def finish(bench: Bench, mode: Mode, started: float, kind: str) -> int:
     results = bench.results
     results["peak_rss_mb"] = max(bench.peak_rss)
     results["meta"] = {
-        "mode": mode.name, "took_s": time.monotonic() - started,
-        "python": platform.python_version(),
+        "mode": mode.name, "kind": kind, "took_s": time.monotonic() - started,
+        "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "uvloop": _has("uvloop"), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if scaling_only:
+    if kind == "scaling":
         for label, row in results["scaling"].items():
             print(f"saturation, fan-out 2, {label:<14} {row['rps']:>8,.0f} req/s")
     else:
         print(table(results))
     out_dir = HERE / "results"
     out_dir.mkdir(exist_ok=True)
-    kind = "scaling" if scaling_only else mode.name
     out = out_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{kind}.json"
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"\nresults: {out.relative_to(HERE.parent)}")
