@@ -46,6 +46,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from console_pages import TOKEN as CONSOLE_TOKEN  # noqa: E402
+from console_pages import time_pages  # noqa: E402
 from pushes import KEYS, generate, write_wrk_file  # noqa: E402
 
 PY = sys.executable
@@ -139,7 +141,9 @@ class Bench:
             + ("routes:\n  - name: all\n    match: {event: '*'}\n    destinations:\n"
                f"      - {{name: a, url: 'http://127.0.0.1:{a}/hook'}}\n"
                f"      - {{name: b, url: 'http://127.0.0.1:{b}/hook'}}\n" if fan_out
-               else "routes: []\n"), encoding="utf-8")
+               else "routes: []\n")
+            + f"admin:\n  tokens:\n    - {{name: bench, token: {CONSOLE_TOKEN}, role: operator}}\n",
+            encoding="utf-8")
         return config
 
     @contextlib.contextmanager
@@ -290,6 +294,8 @@ class Bench:
         # Before the relay's run, so the store holds exactly the populated events.
         lookups = self.lookups(db)
         with self.relay(db) as base:
+            events = count_events(db)
+            pages = time_pages(base, events // 2, send_id(events // 2), self.mode.lookups)
             big = self.wrk(base, pushes_file)
         # Without the saturation phase (--only million) there is no empty store to compare.
         empty = self.results.get("saturation", {}).get("relay", {}).get("rps")
@@ -297,7 +303,8 @@ class Bench:
                                      "populate_s": took, "relay": big,
                                      "ratio_to_empty": big["rps"] / empty if empty else None,
                                      "populated_db_mb": populated_mb,
-                                     "db_mb": db.stat().st_size / 2**20, "lookups": lookups}
+                                     "db_mb": db.stat().st_size / 2**20, "lookups": lookups,
+                                     "console_pages": pages}
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
 
@@ -552,6 +559,10 @@ def _big_store_rows(big: dict[str, Any]) -> list[tuple[str, str, str]]:
     for option in ("send_id", "contact"):
         rows.append((f"events list --{option.replace('_', '-')}, CLI, including interpreter "
                      "start", f"{found[option]['cli']['ms']:,.0f} ms", "one run, wall clock"))
+    for page, got in big.get("console_pages", {}).items():
+        rows.append((f"console: {page}", f"median {got['median_ms']:.1f} ms, p90 "
+                     f"{got['p90_ms']:.1f} ms, max {got['max_ms']:.1f} ms",
+                     f"{got['bytes']:,} bytes (target <= 200 ms)"))
     return rows
 
 

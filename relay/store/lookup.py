@@ -62,10 +62,15 @@ def _listing(send_id: bool, contacts: bool, product: bool, event: bool,
         (until, "e.received_at < :until"),
         (before, "e.id < :before"),
     ) if present]
-    if state is not None:
-        # the state as a literal: deliveries_dead and deliveries_due serve dead and pending
-        where.append("EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id"  # noqa: S608
-                     f" AND d.state = {{{state.name.lower()}}})")
+    if state is DeliveryState.DELIVERED:
+        # most events: walk them newest first, each checked through its deliveries' key
+        where.append("EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id"
+                     " AND d.state = {delivered})")
+    elif state is not None:
+        # few events: their ids from the deliveries in that state (the state a literal, so
+        # the partial indexes deliveries_dead and deliveries_due serve dead and pending)
+        where.append("e.id IN (SELECT d.event_id FROM deliveries d"  # noqa: S608
+                     f" WHERE d.state = {{{state.name.lower()}}})")
     text = f"SELECT {_EVENT} FROM events e WHERE {' AND '.join(where) or '1 = 1'}"  # noqa: S608
     return Statement(text + " ORDER BY e.id DESC LIMIT :limit",
                      array=("contacts", "text") if contacts else None)
