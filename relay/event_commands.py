@@ -22,6 +22,9 @@ from relay.store import Store
 from relay.store import lookup as q
 from relay.store.base import DeliveryState
 
+#: What an attempt's outcome (the state it left its delivery in) says to people.
+OUTCOME_WORDS = {DeliveryState.DELIVERED: "delivered", DeliveryState.DEAD: "dead",
+                 DeliveryState.PENDING: "failed, will retry"}
 #: How often ``relay tail`` asks the store for what is new.
 TAIL_POLL_S = 0.5
 #: Ids below the newest shown that ``relay tail`` still looks at: on PostgreSQL a
@@ -91,7 +94,8 @@ def _print_event(event: dict[str, Any]) -> None:
             answer = _one_line(attempt["answer"]) if attempt["answer"] else "-"
             print(f"    {times.local(attempt['started_at'])} attempt {attempt['attempt']}"
                   f"  {attempt['status'] or '-'}  {attempt['duration_ms']} ms"
-                  f"  {attempt['outcome']}  {attempt['error'] or ''}  answer {answer}")
+                  f"  {OUTCOME_WORDS.get(attempt['outcome'], attempt['outcome'])}"
+                  f"  {attempt['error'] or ''}  answer {answer}")
 
 
 def events_show(path: Path, key_text: str, as_json: bool) -> int:
@@ -171,8 +175,7 @@ def _accepted_line(row: dict[str, Any]) -> str:
 
 
 def _attempt_line(row: dict[str, Any]) -> str:
-    said = {DeliveryState.DELIVERED: "delivered", DeliveryState.DEAD: "dead",
-            DeliveryState.PENDING: "failed, will retry"}.get(row["outcome"], row["outcome"])
+    said = OUTCOME_WORDS.get(row["outcome"], row["outcome"])
     status = row["http_status"] or "-"
     error = f" {row['error']}" if row["error"] else ""
     return (f"{times.local(times.iso(row['started_at']))} {said} {row['destination']}"

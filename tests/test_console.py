@@ -150,3 +150,16 @@ async def test_admin_api_takes_the_tokens_with_their_roles(
     assert (await client.get("/admin/dead", headers=bearer("x" * 24))).status == 401
     done = await client.post("/admin/dead/replay", json={"all": True}, headers=bearer(OPERATOR))
     assert done.status == 200 and (await done.json())["replayed"] == 1
+
+
+async def test_sign_out_ends_the_session(make_relay: MakeRelay, make_sink: MakeSink) -> None:
+    """After sign-out the same cookie, sent again, opens nothing."""
+    client = await relay_with_dead_letter(make_relay, make_sink)
+    await sign_in(client, VIEWER)
+    cookie = next(c for c in client.session.cookie_jar if c.key == "relay_console").value
+    csrf = csrf_of(await (await client.get("/console/")).text())
+    out = await client.post("/console/signout", data={"csrf": csrf}, allow_redirects=False)
+    assert (out.status, out.headers["Location"]) == (303, "/console/signin")
+    again = await client.get("/console/events", allow_redirects=False,
+                             headers={"Cookie": f"relay_console={cookie}"})
+    assert again.status == 303 and again.headers["Location"].startswith("/console/signin")

@@ -45,6 +45,11 @@ ROUTES = (
 )
 
 
+def _when(text: str | None) -> str:
+    """An ISO time as a table shows it: local, ``2026-11-24 10:07:20`` (no zone)."""
+    return times.local(text)[:19].replace("T", " ") if text else "-"
+
+
 def _stamp(value: object) -> str:
     """SUBMAIL's ``timestamp`` (UNIX seconds, or text as some docs give it), for people."""
     text = str(value) if value is not None else "-"
@@ -72,9 +77,10 @@ def setup(app: web.Application) -> None:
     """Templates, pages, static files and the traffic sampler, on ``app``."""
     environment = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("relay.web", "templates"), autoescape=True)
-    environment.filters.update(local=times.local, ago=_ago, stamp=_stamp)
+    environment.filters.update(local=times.local, ago=_ago, stamp=_stamp, when=_when)
     environment.globals["static"] = _static_url
     app[views.TRAFFIC] = Traffic()
+    app[views.SIGNED_OUT] = {}
     app[actions.SIGN_IN_LIMIT] = auth.SignInLimit()
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -19,7 +20,7 @@ from aiohttp import web
 from relay import lookup, operations
 from relay.admission import client_address
 from relay.web import auth
-from relay.web.console.views import session_of
+from relay.web.console.views import SIGNED_OUT, session_of
 from relay.web.state import RUNTIME, STORE
 
 log = logging.getLogger("relay.console")
@@ -106,6 +107,12 @@ def action(*, operator: bool) -> Callable[[Action], Handler]:
 @action(operator=False)
 async def sign_out(request: web.Request, session: auth.Session,
                    form: dict[str, Any]) -> str:
+    signed_out = request.app[SIGNED_OUT]
+    now = time.time()
+    for nonce in [n for n, expires in signed_out.items() if expires <= now]:
+        del signed_out[nonce]  # expired anyway
+    signed_out[session.nonce] = session.expires
+    log.info("console sign-out: %s", session.name)
     response = web.HTTPSeeOther("/console/signin")
     response.del_cookie(auth.COOKIE, path="/console/")
     raise response

@@ -25,14 +25,19 @@ from relay.web.console.traffic import Totals, Traffic, destination_figures
 from relay.web.state import METRICS, RUNTIME, STORE, WORKER
 
 TRAFFIC = web.AppKey("console_traffic", Traffic)
+#: Sessions signed out on this instance (nonce -> expiry): refused until they expire.
+SIGNED_OUT = web.AppKey("console_signed_out", dict[str, float])
 
 Page = Callable[[web.Request, auth.Session], Awaitable[dict[str, Any]]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def session_of(request: web.Request) -> auth.Session | None:
-    return auth.read_session(request.cookies.get(auth.COOKIE),
-                             request.app[RUNTIME].settings.admin_tokens)
+    session = auth.read_session(request.cookies.get(auth.COOKIE),
+                                request.app[RUNTIME].settings.admin_tokens)
+    if session is None or session.nonce in request.app[SIGNED_OUT]:
+        return None
+    return session
 
 
 def page(template: str) -> Callable[[Page], Handler]:
