@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from relay import commands, event_commands, lookup, version
+from relay import commands, event_commands, lookup, message_commands, version
 from relay.constants import CONFIG_ENV
 from relay.products import PRODUCTS
 from relay.sample import CONTENT_TYPES
@@ -98,6 +98,22 @@ def _add_events(sub: Any) -> None:
     which.add_argument("ids", nargs="*", type=int, default=[])
     which.add_argument("--send-id", default=None)
     replay.set_defaults(run=lambda a: event_commands.events_replay(a.config, a.ids, a.send_id))
+
+    messages = sub.add_parser("messages", help="what happened to each message (send_id)")
+    message_verbs = messages.add_subparsers(dest="messages_command", required=True)
+    show_message = message_verbs.add_parser("show", help="a message's states, report, operator")
+    _config(show_message)
+    show_message.add_argument("send_id")
+    show_message.add_argument("--json", action="store_true")
+    show_message.set_defaults(run=lambda a: message_commands.messages_show(
+        a.config, a.send_id, a.json))
+    stats = sub.add_parser("stats", help="delivered share, latency, drops by class and "
+                                         "operator, per product")
+    _config(stats)
+    stats.add_argument("--since", default=None, metavar="T",
+                       help="ISO date-time (local unless a zone is given) or 15m, 2h ...")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(run=lambda a: message_commands.stats_command(a.config, a.since, a.json))
 
     tail = sub.add_parser("tail", help="follow accepted pushes and delivery outcomes")
     _config(tail)

@@ -24,6 +24,7 @@ from conftest import ROOT, fresh_postgres_db
 
 from relay.signature import token_key
 from relay.store import ClaimedDelivery, DeliveryState, QuarantinedPush, Store, lookup, open_store
+from relay.store import messages as message_store
 from relay.store import queries as q
 from relay.store.base import QuarantineState
 from relay.store.migrations import LATEST, migrate_postgres, migrate_sqlite
@@ -322,7 +323,7 @@ async def test_an_old_postgres_store_is_brought_to_the_layout_with_its_rows(
 # -- statements written once --------------------------------------------------------------
 
 STATEMENTS = {
-    **q.STATEMENTS, **MIGRATION_STATEMENTS, **lookup.STATEMENTS,
+    **q.STATEMENTS, **MIGRATION_STATEMENTS, **lookup.STATEMENTS, **message_store.STATEMENTS,
     # event listings: no filter; every filter (dead, so deliveries_dead serves it); a page
     "LIST_ALL": lookup.listing(lookup.EventFilter(), paged=False),
     "LIST_EVERY_FILTER": lookup.listing(lookup.EventFilter(
@@ -369,7 +370,8 @@ def test_no_statement_is_written_twice() -> None:
 
 
 SQL_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|WITH)\s")
-SQL_HOMES = {"queries.py", "lookup.py", "schema.py", "migrations.py", "legacy.py"}
+SQL_HOMES = {"queries.py", "lookup.py", "messages.py", "schema.py", "migrations.py",
+             "legacy.py"}
 
 
 def test_sql_is_written_only_in_the_statement_modules() -> None:

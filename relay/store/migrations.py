@@ -19,6 +19,10 @@ version and compares each with a new one.
 events.contact_of normalises it) with an index each, filled in for the events already
 stored; ``deliveries.replays`` and ``attempts.replay`` (the replay an attempt belongs to)
 and ``attempts.answer`` (the start of the service's answer).
+
+7 (messages, SPEC 14): ``messages``, one row per (product, send_id) derived from its events
+by relay/store/messages.py (each state's earliest SUBMAIL time, the highest state reached,
+why it failed), and ``message_cursor``, the last event id applied.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from relay.store.legacy import POSTGRES as LEGACY_POSTGRES
 from relay.store.legacy import SQLITE as LEGACY_SQLITE
 from relay.store.schema import objects
-from relay.store.sql import Dialect, Statement, collect
+from relay.store.sql import Dialect, Statement, collect, render
 
 if TYPE_CHECKING:
     import asyncpg
@@ -40,7 +44,7 @@ if TYPE_CHECKING:
                                      | asyncpg.Connection[asyncpg.Record])
 
 #: The newest version.
-LATEST = 6
+LATEST = 7
 #: The version schema.py's layout is.
 LAYOUT_VERSION = 5
 
@@ -48,6 +52,11 @@ LAYOUT_VERSION = 5
 #: product added later has no events stored before it).
 _V6_CONTACTS = {"sms": "address", "internationalsms": "address", "mms": "address",
                 "voice": "address", "mail": "email"}
+
+
+#: The states messages has a time column for (frozen as version 7 made them).
+V7_STATES = ("request", "sending", "unknown", "dropped", "bounced", "delivered", "signal",
+             "opened", "clicked")
 
 
 def _v6_fill(json_text: str) -> str:
@@ -74,6 +83,16 @@ AFTER_LAYOUT: list[dict[Dialect, list[str]]] = [
         "CREATE INDEX events_contact ON events (contact, id) WHERE contact IS NOT NULL",
     ] for dialect, fill in ((Dialect.SQLITE, "CAST(json_extract(fields, '$.{}') AS TEXT)"),
                             (Dialect.POSTGRES, "(fields::jsonb ->> '{}')"))},
+    {dialect: [render(text, dialect) for text in (
+        "CREATE TABLE messages (product TEXT NOT NULL, send_id TEXT NOT NULL,"
+        " state TEXT NOT NULL, rank INTEGER NOT NULL, contact TEXT, tag TEXT,"
+        + "".join(f" {state}_at {{real}}," for state in V7_STATES)
+        + " report TEXT, reason TEXT, operator TEXT, location TEXT,"
+        " updated_at {real} NOT NULL, PRIMARY KEY (product, send_id))",
+        "CREATE INDEX messages_updated ON messages (updated_at)",
+        "CREATE TABLE message_cursor (name TEXT PRIMARY KEY, last_id {ref} NOT NULL)",
+        "INSERT INTO message_cursor (name, last_id) VALUES ('messages', 0)",
+    )] for dialect in Dialect},
 ]
 assert LAYOUT_VERSION + len(AFTER_LAYOUT) == LATEST
 

@@ -14,6 +14,8 @@ from aiohttp import web
 
 from relay import lookup, operations
 from relay.config import Role
+from relay.message_stats import shown as shown_message
+from relay.store import messages
 from relay.store.lookup import EventFilter
 from relay.web.auth import match_token
 from relay.web.problems import problem
@@ -221,6 +223,16 @@ async def admin_event_replay(request: web.Request) -> web.Response:
 
 
 #: (method, path, handler) of every admin endpoint.
+@admin
+async def admin_messages(request: web.Request) -> web.Response:
+    """The message records of a send_id (one per product that used it); 404 for none."""
+    send_id = request.match_info["send_id"]
+    found = [shown_message(r) for r in await messages.of_send_id(request.app[STORE], send_id)]
+    if not found:
+        return problem(404, "not_found", [f"no message with send_id {send_id}"])
+    return web.json_response({"messages": found})
+
+
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/admin/dead", admin_dead),
     ("POST", "/admin/dead/replay", admin_dead_replay),
@@ -231,4 +243,5 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/admin/events", admin_events),
     ("GET", "/admin/events/{key}", admin_event),
     ("POST", "/admin/events/{key}/replay", admin_event_replay),
+    ("GET", "/admin/messages/{send_id}", admin_messages),
 )

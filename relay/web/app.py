@@ -18,6 +18,7 @@ from aiohttp import web
 
 from relay import retention, version
 from relay.config import Settings
+from relay.message_follower import MessageFollower
 from relay.metrics import Metrics
 from relay.redact import redact_text, redact_url
 from relay.runtime import Runtime
@@ -114,7 +115,7 @@ def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
         app.router.add_route("*", path, _allow(*allowed))
     console.setup(app)
     app.router.add_route("*", "/{tail:.*}", ingest.handle)
-    app.cleanup_ctx.extend((_store, _worker, _watcher, _retention, _sighup))
+    app.cleanup_ctx.extend((_store, _worker, _watcher, _retention, _messages, _sighup))
     return app
 
 
@@ -148,6 +149,11 @@ async def _task(coroutine: Coroutine[Any, Any, None], name: str) -> AsyncIterato
 
 async def _watcher(app: web.Application) -> AsyncIterator[None]:
     async for _ in _task(app[RUNTIME].watch(), "relay-config-watch"):
+        yield
+
+
+async def _messages(app: web.Application) -> AsyncIterator[None]:
+    async for _ in _task(MessageFollower(app[STORE]).run(), "relay-messages"):
         yield
 
 

@@ -1,0 +1,56 @@
+"""Message records as operators see them, and ``relay stats`` (SPEC 14), pure: per
+product, the share delivered, request→delivered latency percentiles (SUBMAIL's own times),
+and drops by class and by operator."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from relay import times
+from relay.store.migrations import V7_STATES
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """The nearest-rank percentile (``share`` in 0..1) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-int(share * len(ordered) * 1000) // 1000))  # ceil without floats' noise
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """{product: {messages, delivered, delivered_share, latency_s: {p50, p90, p99},
+    dropped, drops_by_class, drops_by_operator, states}}."""
+    by_product: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_product.setdefault(row["product"], []).append(row)
+    result = {}
+    for product, found in sorted(by_product.items()):
+        delivered = [r for r in found if r["delivered_at"] is not None]
+        latencies = [r["delivered_at"] - r["request_at"] for r in delivered
+                     if r["request_at"] is not None]
+        failed = [r for r in found if r["delivered_at"] is None and r["reason"] is not None]
+        result[product] = {
+            "messages": len(found), "delivered": len(delivered),
+            "delivered_share": len(delivered) / len(found),
+            "latency_s": {name: percentile(latencies, share) for name, share in
+                          (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))},
+            "dropped": len(failed),
+            "drops_by_class": dict(Counter(r["reason"] for r in failed).most_common()),
+            "drops_by_operator": dict(Counter(r["operator"] or "(unknown)"
+                                              for r in failed).most_common()),
+            "states": dict(Counter(r["state"] for r in found).most_common())}
+    return result
+
+
+def shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A message as operators see it: each state reached with SUBMAIL's time (ISO, UTC)."""
+    return {"product": row["product"], "send_id": row["send_id"], "state": row["state"],
+            "contact": row["contact"], "tag": row["tag"],
+            "reached": {s: times.iso(row[f"{s}_at"]) for s in V7_STATES
+                        if row[f"{s}_at"] is not None},
+            "report": row["report"], "reason": row["reason"], "operator": row["operator"],
+            "location": row["location"], "updated_at": times.iso(row["updated_at"])}
