@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 from relay.messages import update_of
+from relay.metrics import Metrics
 from relay.store import Store, StoreUnavailable, lookup, messages
+from relay.store.migrations import V7_STATES
 
 log = logging.getLogger("relay.messages")
 
@@ -23,9 +26,27 @@ POLL_S = 1.0
 
 
 class MessageFollower:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.applied: set[int] = set()
+
+    def _count(self, before: dict[tuple[str, str], dict[str, Any]],
+               after: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """The metrics of SPEC 14, from what each record gained: a state reached for the
+        first time, a drop class set, request and delivered both known."""
+        assert self.metrics is not None
+        for (product, _), now in after.items():
+            old = before.get((product, now["send_id"]), {})
+            for state in V7_STATES:
+                if now[f"{state}_at"] is not None and old.get(f"{state}_at") is None:
+                    self.metrics.messages.labels(product, state).inc()
+            if now["reason"] is not None and old.get("reason") is None:
+                self.metrics.messages_dropped.labels(product, now["reason"]).inc()
+            both = now["request_at"] is not None and now["delivered_at"] is not None
+            if both and (old.get("request_at") is None or old.get("delivered_at") is None):
+                self.metrics.message_delivery.labels(product).observe(
+                    max(0.0, now["delivered_at"] - now["request_at"]))
 
     async def step(self) -> int:
         """Apply the events not applied yet; how many were read."""
@@ -34,7 +55,11 @@ class MessageFollower:
                 if r["id"] not in self.applied]
         updates = [u for r in rows if (u := update_of(
             r["product"], r["event"], json.loads(r["fields"]), r["received_at"])) is not None]
+        keys = sorted({(u.product, u.send_id) for u in updates})
+        before = await messages.of_messages(self.store, keys) if self.metrics else {}
         await messages.apply(self.store, updates)
+        if self.metrics is not None and keys:
+            self._count(before, await messages.of_messages(self.store, keys))
         if rows:
             newest = max(r["id"] for r in rows)
             await messages.move_cursor(self.store, newest)

@@ -10,6 +10,8 @@ from relay.delivery import Outcome
 from relay.store.base import DeliveryState, Gauges
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+#: A message takes seconds to minutes from request to delivered (SUBMAIL's times, whole s).
+MESSAGE_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 class Metrics:
@@ -50,6 +52,16 @@ class Metrics:
             ["result"], registry=self.registry)
         for result in ("applied", "refused"):
             self.config_reloads.labels(result)
+        self.message_delivery = Histogram(
+            "relay_message_delivery_seconds",
+            "Request to delivered, by SUBMAIL's own times, per product",
+            ["product"], buckets=MESSAGE_BUCKETS, registry=self.registry)
+        self.messages = Counter(
+            "relay_messages", "Messages reaching a state, by product and state",
+            ["product", "state"], registry=self.registry)
+        self.messages_dropped = Counter(
+            "relay_messages_dropped", "Messages dropped, by product and drop-reason class",
+            ["product", "reason"], registry=self.registry)
 
     def received(self, product: str, event: str, outcome: str, seconds: float) -> None:
         self.events.labels(product, event or "-", outcome).inc()

@@ -138,6 +138,23 @@ async def test_a_running_relay_keeps_records_the_cli_and_api_show(
     assert list(message["reached"]) == ["request", "sending", "delivered"]
     assert message["contact"] == "138****5678"
     assert (await client.get("/admin/messages/nope", headers=auth)).status == 404
+    # a second `delivered` of the message (another event: a later time) counts nothing new
+    again = signed("sms", event("delivered", "order-42", now))
+    assert (await client.post("/subhook/sms", data=again)).status == 200
+    dropped = signed("sms", event("dropped", "order-43", now, report="DB:0141"))
+    assert (await client.post("/subhook/sms", data=dropped)).status == 200
+    deadline = time.monotonic() + 10
+    while 'relay_messages_dropped_total{product="sms",reason="blacklist"} 1.0' not in (
+            metrics := await (await client.get("/metrics")).text()):
+        assert time.monotonic() < deadline, metrics
+        await asyncio.sleep(0.2)
+    for line in ('relay_messages_total{product="sms",state="delivered"} 1.0',
+                 'relay_messages_total{product="sms",state="request"} 1.0',
+                 'relay_messages_total{product="sms",state="dropped"} 1.0',
+                 'relay_message_delivery_seconds_count{product="sms"} 1.0',
+                 'relay_message_delivery_seconds_bucket{le="10.0",product="sms"} 1.0',
+                 'relay_message_delivery_seconds_bucket{le="5.0",product="sms"} 0.0'):
+        assert line in metrics, line
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "relay", *args, "--config",
@@ -148,5 +165,6 @@ async def test_a_running_relay_keeps_records_the_cli_and_api_show(
     assert shown.returncode == 0 and "sms order-42: delivered" in shown.stdout, shown.stderr
     assert cli("messages", "show", "nope").returncode == 1
     figures = cli("stats", "--since", "1h")
-    assert "sms: 1 message(s), 100.0% delivered; request->delivered p50 8s" in figures.stdout
+    assert "sms: 2 message(s), 50.0% delivered; request->delivered p50 8s" in figures.stdout
+    assert "drops by class: blacklist 1" in figures.stdout
     assert cli("stats", "--since", "yesterday").returncode == 2

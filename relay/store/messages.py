@@ -52,6 +52,11 @@ MESSAGES_OF = Statement(f"""
 SELECT {_COLUMNS} FROM messages WHERE send_id = :send_id ORDER BY product
 """)  # noqa: S608
 
+#: The records of the send_ids of a batch of events (the caller keeps its products' rows).
+MESSAGES_OF_MANY = Statement(f"""
+SELECT {_COLUMNS} FROM messages WHERE send_id IN (:send_ids)
+""", array=("send_ids", "text"))  # noqa: S608
+
 MESSAGES_SINCE = Statement(f"""
 SELECT {_COLUMNS} FROM messages WHERE updated_at >= :since
 """)  # noqa: S608
@@ -64,7 +69,8 @@ UPDATE message_cursor SET last_id = :last_id WHERE name = 'messages' AND last_id
 
 PRUNE_MESSAGES = Statement("DELETE FROM messages WHERE updated_at < :before")
 
-STATEMENTS = {"MESSAGES_OF": MESSAGES_OF, "MESSAGES_SINCE": MESSAGES_SINCE, "CURSOR": CURSOR,
+STATEMENTS = {"MESSAGES_OF": MESSAGES_OF, "MESSAGES_OF_MANY": MESSAGES_OF_MANY,
+              "MESSAGES_SINCE": MESSAGES_SINCE, "CURSOR": CURSOR,
               "MOVE_CURSOR": MOVE_CURSOR, "PRUNE_MESSAGES": PRUNE_MESSAGES,
               **{f"UPSERT_{s.upper()}": statement for s, statement in UPSERTS.items()}}
 
@@ -89,6 +95,17 @@ async def move_cursor(store: Readable, last_id: int) -> None:
 
 async def of_send_id(store: Readable, send_id: str) -> list[dict[str, Any]]:
     return await store.read(MESSAGES_OF, send_id=send_id)
+
+
+async def of_messages(store: Readable,
+                      keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The records of these (product, send_id), by key; those with none left out."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    rows = await store.read(MESSAGES_OF_MANY, send_ids=sorted({s for _, s in keys}))
+    return {(r["product"], r["send_id"]): r for r in rows
+            if (r["product"], r["send_id"]) in wanted}
 
 
 async def since(store: Readable, at: float) -> list[dict[str, Any]]:

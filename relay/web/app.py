@@ -153,7 +153,8 @@ async def _watcher(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _messages(app: web.Application) -> AsyncIterator[None]:
-    async for _ in _task(MessageFollower(app[STORE]).run(), "relay-messages"):
+    follower = MessageFollower(app[STORE], app[METRICS])
+    async for _ in _task(follower.run(), "relay-messages"):
         yield
 
 
