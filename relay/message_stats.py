@@ -54,3 +54,28 @@ def shown(row: dict[str, Any]) -> dict[str, Any]:
                         if row[f"{s}_at"] is not None},
             "report": row["report"], "reason": row["reason"], "operator": row["operator"],
             "location": row["location"], "updated_at": times.iso(row["updated_at"])}
+
+
+def hourly(rows: Iterable[Mapping[str, Any]], start: float, end: float,
+           step: float = 3600.0) -> dict[str, dict[str, list[float | None]]]:
+    """Per product, per ``step`` from ``start`` (by request time, else the record's last
+    update): the delivered share (%) and the request→delivered p50 (s), for a chart."""
+    slots = max(1, int((end - start) // step) + 1)
+    grouped: dict[str, list[list[Mapping[str, Any]]]] = {}
+    for row in rows:
+        at = row["request_at"] if row["request_at"] is not None else row["updated_at"]
+        slot = int((at - start) // step)
+        if 0 <= slot < slots:
+            grouped.setdefault(row["product"], [[] for _ in range(slots)])[slot].append(row)
+    series: dict[str, dict[str, list[float | None]]] = {}
+    times: list[float | None] = [start + i * step for i in range(slots)]
+    for product, buckets in sorted(grouped.items()):
+        shares: list[float | None] = []
+        medians: list[float | None] = []
+        for bucket in buckets:
+            delivered = [r for r in bucket if r["delivered_at"] is not None]
+            shares.append(100.0 * len(delivered) / len(bucket) if bucket else None)
+            medians.append(percentile([r["delivered_at"] - r["request_at"] for r in delivered
+                                       if r["request_at"] is not None], 0.5))
+        series[product] = {"time": times, "delivered_share": shares, "p50_s": medians}
+    return series

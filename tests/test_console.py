@@ -14,7 +14,7 @@ TOKENS = ("admin:\n  tokens:\n"
           f"    - {{name: vera, token: {VIEWER}, role: viewer}}\n"
           f"    - {{name: otto, token: {OPERATOR}, role: operator}}\n")
 PAGES = ("/console/", "/console/events", "/console/dead", "/console/quarantine",
-         "/console/destinations", "/console/routes")
+         "/console/messages", "/console/destinations", "/console/routes")
 
 
 async def sign_in(client: Client, token: str) -> Any:

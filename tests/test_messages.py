@@ -14,7 +14,7 @@ from typing import Any
 
 from conftest import MakeRelay, MakeSink, signed
 
-from relay.message_stats import percentile, stats
+from relay.message_stats import hourly, percentile, stats
 from relay.messages import submail_time, update_of
 from relay.store import Store, open_store
 from relay.store import messages as records
@@ -168,3 +168,18 @@ async def test_a_running_relay_keeps_records_the_cli_and_api_show(
     assert "sms: 2 message(s), 50.0% delivered; request->delivered p50 8s" in figures.stdout
     assert "drops by class: blacklist 1" in figures.stdout
     assert cli("stats", "--since", "yesterday").returncode == 2
+
+
+def test_hourly_series_for_the_console_chart() -> None:
+    """Two hours of a product's messages: each hour's delivered share and median latency;
+    an hour without messages is a gap."""
+    def row(hour: int, delivered_after: float | None) -> dict[str, Any]:
+        request = T0 + hour * 3600 + 10
+        return {"product": "sms", "request_at": request, "updated_at": request,
+                "delivered_at": None if delivered_after is None else request + delivered_after}
+
+    rows = [row(0, 4), row(0, 6), row(0, None), row(2, 30)]
+    series = hourly(rows, T0, T0 + 3 * 3600 - 1)["sms"]
+    assert series["time"] == [T0, T0 + 3600, T0 + 7200]
+    assert series["delivered_share"] == [200 / 3, None, 100.0]
+    assert series["p50_s"] == [4, None, 30]

@@ -26,6 +26,7 @@ KEY = "browser-sms-key"
 VIEWER, OPERATOR = "viewer-token-0123456789", "operator-token-0123456789"
 PHONE = "13812345678"
 PAGES = {"overview": "/console/", "events": "/console/events", "dead": "/console/dead",
+         "messages": "/console/messages",
          "quarantine": "/console/quarantine", "destinations": "/console/destinations",
          "routes": "/console/routes?product=sms&event=delivered"}
 
@@ -132,6 +133,14 @@ async def test_a_viewer_sees_every_page_masked_and_cannot_replay(
             shot = SCREENSHOTS / f"console-{name}-{label}.png"
             await page.screenshot(path=str(shot), full_page=True)
             shots.append(shot)
+        await page.goto(relay.base + "/console/messages")
+        for _ in range(50):  # the record is derived within a second of the push
+            if await page.locator(".message-chart canvas").count():
+                break
+            await asyncio.sleep(0.2)
+            await page.reload()
+        await expect(page.locator(".message-chart canvas")).to_have_count(1)
+        await expect(page.locator("article header")).to_contain_text("100.0 % delivered")
         await page.goto(relay.base + "/console/events?send_id=order-3")
         await page.locator("tbody tr a").first.click()
         await expect(page.get_by_role("button", name="Replay to every destination")) \

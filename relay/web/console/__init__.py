@@ -42,6 +42,7 @@ ROUTES = (
     ("POST", "/console/quarantine/discard", actions.quarantine_discard),
     ("GET", "/console/destinations", views.destinations),
     ("GET", "/console/routes", views.routes),
+    ("GET", "/console/messages", views.messages_page),
 )
 
 

@@ -18,7 +18,9 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from relay import lookup, operations
+from relay.message_stats import hourly, stats
 from relay.routing import EventKey, destinations_for, explain
+from relay.store import messages as message_records
 from relay.store.base import DeliveryState
 from relay.web import auth
 from relay.web.console.traffic import Totals, Traffic, destination_figures
@@ -29,6 +31,7 @@ TRAFFIC = web.AppKey("console_traffic", Traffic)
 SIGNED_OUT = web.AppKey("console_signed_out", dict[str, float])
 
 Page = Callable[[web.Request, auth.Session], Awaitable[dict[str, Any]]]
+DAY = 86400.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -141,6 +144,16 @@ async def destinations(request: web.Request, session: auth.Session) -> dict[str,
         rows.append({"name": name, "up": health.up(name), "figures": figures[name],
                      "pending": count, "oldest_s": max(0.0, now - oldest) if count else None})
     return {"title": "Destinations", "rows": rows}
+
+
+@page("console/messages.html")
+async def messages_page(request: web.Request, session: auth.Session) -> dict[str, Any]:
+    """The last 24 h of messages: per product the delivered share, latency, drops by class
+    and by carrier, and hourly delivered share and median latency as charts."""
+    now = time.time()
+    rows = await message_records.since(request.app[STORE], now - DAY)
+    return {"title": "Messages", "figures": stats(rows),
+            "series": json.dumps(hourly(rows, now - DAY, now))}
 
 
 @page("console/routes.html")

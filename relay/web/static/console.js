@@ -25,3 +25,21 @@
   document.addEventListener("DOMContentLoaded", draw);
   document.body.addEventListener("htmx:afterSwap", draw);
 })();
+
+// The messages page: per product, hourly delivered share (%) and median latency (s).
+(function () {
+  var data = document.getElementById("message-series");
+  if (!data || typeof uPlot === "undefined") return;
+  var series = JSON.parse(data.textContent);
+  document.querySelectorAll(".message-chart").forEach(function (holder) {
+    var got = series[holder.dataset.product];
+    if (!got) return;
+    new uPlot({
+      width: Math.max(280, holder.clientWidth || 600), height: 220,
+      series: [{},
+        {label: "delivered %", stroke: "#16a34a", scale: "%"},
+        {label: "p50 latency s", stroke: "#2563eb", scale: "s"}],
+      axes: [{}, {scale: "%", label: "%"}, {scale: "s", side: 1, label: "s"}]
+    }, [got.time, got.delivered_share, got.p50_s], holder);
+  });
+})();
