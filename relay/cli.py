@@ -72,17 +72,24 @@ def _add_events(sub: Any) -> None:
     verbs = group.add_subparsers(dest="events_command", required=True)
     listing = verbs.add_parser("list", help="events, newest first")
     _config(listing)
-    for option in ("send-id", "contact", "product", "event"):
-        listing.add_argument(f"--{option}", default=None)
+    listing.add_argument("--send-id", default=None, help="SUBMAIL's send_id of the message")
+    listing.add_argument("--contact", default=None,
+                         help="the full phone number (any usual form: +86 138 1234 5678) "
+                              "or email address; found although listings show it masked")
+    listing.add_argument("--product", default=None, choices=sorted(PRODUCTS))
+    listing.add_argument("--event", default=None,
+                         help="an event name, or SUBMAIL's other spelling of it (unkown)")
     listing.add_argument("--state", default=None,
                          help="events with a delivery in this state (pending, delivered, "
                               "dead, discarded)")
     listing.add_argument("--since", default=None, metavar="T",
                          help="ISO date-time (local unless a zone is given) or 15m, 2h ...")
     listing.add_argument("--until", default=None, metavar="T")
-    listing.add_argument("--limit", type=int, default=lookup.DEFAULT_LIMIT)
+    listing.add_argument("--limit", type=int, default=lookup.DEFAULT_LIMIT,
+                         help=f"events per page (default {lookup.DEFAULT_LIMIT}, at most 500)")
     listing.add_argument("--cursor", default=None, help="the next page, as the last one said")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true",
+                         help="the page as JSON: events with their deliveries, next_cursor")
     listing.set_defaults(run=lambda a: event_commands.events_list(
         a.config, {"send_id": a.send_id, "contact": a.contact, "product": a.product,
                    "event": a.event, "state": a.state, "since": a.since, "until": a.until},
@@ -154,11 +161,12 @@ def _add_lists(sub: Any) -> None:
     ):
         group = sub.add_parser(noun, help=f"{noun} list, replay and discard")
         verbs = group.add_subparsers(dest=f"{noun}_command", required=True)
-        listing = verbs.add_parser("list")
+        listing = verbs.add_parser("list", help="every one, with its attempts or problems")
         _config(listing)
         listing.add_argument("--json", action="store_true")
         listing.set_defaults(run=lambda a, f=lister: f(a.config, a.json))
-        replay = verbs.add_parser("replay")
+        replay = verbs.add_parser("replay", help="again: dead letters to their destination, "
+                                                 "held pushes through the schemas")
         _config(replay)
         _ids(replay)
         replay.set_defaults(run=lambda a, f=replayer: f(a.config, None if a.all else a.ids))
@@ -170,6 +178,11 @@ def _add_lists(sub: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    code: int = args.run(args)
-    sys.stdout.flush()
+    try:
+        code: int = args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (``relay events list | head``): what it read is all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return code

@@ -163,3 +163,29 @@ async def test_sign_out_ends_the_session(make_relay: MakeRelay, make_sink: MakeS
     again = await client.get("/console/events", allow_redirects=False,
                              headers={"Cookie": f"relay_console={cookie}"})
     assert again.status == 303 and again.headers["Location"].startswith("/console/signin")
+
+
+async def test_refusals_are_console_pages_with_a_way_back(
+        make_relay: MakeRelay, make_sink: MakeSink) -> None:
+    """An unknown event, a bulk action with nothing chosen and a viewer's action are pages
+    saying why, in the console's layout, with a link back that stays in the console."""
+    client = await relay_with_dead_letter(make_relay, make_sink)
+    await sign_in(client, VIEWER)
+    missing = await client.get("/console/events/999999")
+    page = await missing.text()
+    assert missing.status == 404 and "no such event" in page
+    assert "<nav>" in page and "console.css" in page  # the console's layout, not bare text
+    csrf = csrf_of(await (await client.get("/console/dead")).text())
+    refused = await client.post("/console/dead/replay", data={"all": "1", "csrf": csrf},
+                                headers={"Referer": "javascript:alert(1)"})
+    text = await refused.text()
+    assert refused.status == 403 and "is a viewer" in text
+    assert 'href="/console/"' in text and "javascript:" not in text
+    client.session.cookie_jar.clear()
+    await sign_in(client, OPERATOR)
+    csrf = csrf_of(await (await client.get("/console/dead")).text())
+    nothing = await client.post("/console/dead/replay", data={"csrf": csrf},
+                                headers={"Referer": "http://127.0.0.1/console/dead"})
+    text = await nothing.text()
+    assert nothing.status == 400 and "choose at least one" in text
+    assert 'href="/console/dead"' in text

@@ -20,7 +20,7 @@ from aiohttp import web
 from relay import lookup, operations
 from relay.admission import client_address
 from relay.web import auth
-from relay.web.console.views import SIGNED_OUT, session_of
+from relay.web.console.views import SIGNED_OUT, error_page, session_of
 from relay.web.state import RUNTIME, STORE
 
 log = logging.getLogger("relay.console")
@@ -58,8 +58,9 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     wait = request.app[SIGN_IN_LIMIT].allow(address)
     if wait is not None:
         log.warning("console sign-in refused for %s: too many attempts", address)
-        raise web.HTTPTooManyRequests(text="too many sign-in attempts; try again later",
-                                      headers={"Retry-After": str(int(wait) + 1)})
+        return error_page(request, web.HTTPTooManyRequests(
+            text="Too many sign-in attempts from this address; try again later.",
+            headers={"Retry-After": str(int(wait) + 1)}))
     form = await request.post()
     given = str(form.get("token", "")).encode("utf-8", "surrogateescape")
     entry = auth.match_token(settings.admin_tokens, given)
@@ -87,6 +88,12 @@ def action(*, operator: bool) -> Callable[[Action], Handler]:
     def wrap(fn: Action) -> Handler:
         @functools.wraps(fn)
         async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                return await checked(request)
+            except web.HTTPException as error:
+                return error_page(request, error)
+
+        async def checked(request: web.Request) -> web.StreamResponse:
             session = session_of(request)
             if session is None:
                 raise web.HTTPUnauthorized(text="sign in first")

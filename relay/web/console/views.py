@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlparse
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -43,6 +43,29 @@ def session_of(request: web.Request) -> auth.Session | None:
     return session
 
 
+def _within_console(url: str | None) -> str:
+    """The path (and query) of ``url`` when it is a console page, else the overview: a
+    link back never leads off the console (nor to a ``javascript:`` URL)."""
+    parsed = urlparse(url or "")
+    if not parsed.path.startswith("/console/"):
+        return "/console/"
+    return parsed.path + (f"?{parsed.query}" if parsed.query else "")
+
+
+def error_page(request: web.Request, error: web.HTTPException) -> web.StreamResponse:
+    """A refusal (400, 403, 404, 429 ...) as a console page saying why, with a way back;
+    an htmx request gets the bare text."""
+    if request.headers.get("HX-Request") or error.status < 400:
+        raise error
+    response = aiohttp_jinja2.render_template("console/error.html", request, {
+        "title": error.reason, "message": error.text or error.reason, "request": request,
+        "back": _within_console(request.headers.get("Referer"))}, status=error.status)
+    for name in ("Retry-After",):
+        if name in error.headers:
+            response.headers[name] = error.headers[name]
+    return response
+
+
 def page(template: str) -> Callable[[Page], Handler]:
     """A page rendered from ``template`` for a signed-in user; the context has the session,
     its CSRF token and the page's own values."""
@@ -56,7 +79,10 @@ def page(template: str) -> Callable[[Page], Handler]:
                     raise web.HTTPUnauthorized(text="signed out")
                 raise web.HTTPSeeOther("/console/signin?" + urlencode(
                     {"next": request.path_qs}))
-            context = await view(request, session)
+            try:
+                context = await view(request, session)
+            except web.HTTPException as error:
+                return error_page(request, error)
             context.update(session=session, csrf=auth.csrf_token(
                 session, request.app[RUNTIME].settings.admin_tokens), path=request.path,
                 request=request)
