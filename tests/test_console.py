@@ -189,3 +189,17 @@ async def test_refusals_are_console_pages_with_a_way_back(
     text = await nothing.text()
     assert nothing.status == 400 and "choose at least one" in text
     assert 'href="/console/dead"' in text
+
+
+async def test_a_quarantine_replay_that_changes_nothing_says_why(
+        make_relay: MakeRelay) -> None:
+    """Replaying a push the schemas still refuse reports it as still invalid."""
+    client = await make_relay("  []", TOKENS)
+    broken = signed("sms", {"events": "delivered", "app": 1, "timestamp": int(time.time())})
+    assert (await client.post("/subhook/sms", data=broken)).status == 422
+    await sign_in(client, OPERATOR)
+    page = await (await client.get("/console/quarantine")).text()
+    assert 'onclick="return confirm(' in page
+    done = await client.post("/console/quarantine/replay",
+                             data={"all": "1", "csrf": csrf_of(page)})
+    assert "replayed 0, 1 still invalid" in await done.text()

@@ -176,7 +176,9 @@ async def quarantine_replay(request: web.Request, session: auth.Session,
                                                 _ids(request, form))
     log.info("console: %s replayed %d quarantined push(es)", session.name,
              len(result["replayed"]))
-    return f"/console/quarantine?done=replayed+{len(result['replayed'])}"
+    still = len(result["still_invalid"])
+    invalid = f",+{still}+still+invalid+(the+schemas+refuse+them+as+before)" if still else ""
+    return f"/console/quarantine?done=replayed+{len(result['replayed'])}{invalid}"
 
 
 @action(operator=True)
