@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,22 +134,24 @@ def events_replay(path: Path, ids: list[int], send_id: str | None) -> int:
     return with_store(path, action)
 
 
-def dead_discard(path: Path, ids: list[int] | None) -> int:
+def _discard(path: Path, ids: list[int] | None,
+             discard: Callable[[Store, list[int] | None], Awaitable[dict[str, Any]]],
+             noun: str, plural: str) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
-        result = await lookup.discard_dead(store, ids)
-        print(f"discarded {len(result['discarded'])} dead letter(s)")
-        return report_missing(result["missing"], "dead letter")
+        result = await discard(store, ids)
+        print(f"discarded {len(result['discarded'])} {plural}")
+        return report_missing(result["missing"], noun)
 
     return with_store(path, action)
+
+
+def dead_discard(path: Path, ids: list[int] | None) -> int:
+    return _discard(path, ids, lookup.discard_dead, "dead letter", "dead letter(s)")
 
 
 def quarantine_discard(path: Path, ids: list[int] | None) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
-        result = await lookup.discard_quarantine(store, ids)
-        print(f"discarded {len(result['discarded'])} quarantined push(es)")
-        return report_missing(result["missing"], "quarantined push")
-
-    return with_store(path, action)
+    return _discard(path, ids, lookup.discard_quarantine, "quarantined push",
+                    "quarantined push(es)")
 
 
 class _Follower:

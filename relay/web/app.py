@@ -115,7 +115,8 @@ def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
         app.router.add_route("*", path, _allow(*allowed))
     console.setup(app)
     app.router.add_route("*", "/{tail:.*}", ingest.handle)
-    app.cleanup_ctx.extend((_store, _worker, _watcher, _retention, _messages, _sighup))
+    app.cleanup_ctx.extend((_store, _worker, _watcher, _retention, _messages, _traffic,
+                            _sighup))
     return app
 
 
@@ -149,6 +150,11 @@ async def _task(coroutine: Coroutine[Any, Any, None], name: str) -> AsyncIterato
 
 async def _watcher(app: web.Application) -> AsyncIterator[None]:
     async for _ in _task(app[RUNTIME].watch(), "relay-config-watch"):
+        yield
+
+
+async def _traffic(app: web.Application) -> AsyncIterator[None]:
+    async for _ in _task(console.sample_traffic(app), "relay-console-traffic"):
         yield
 
 

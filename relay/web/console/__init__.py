@@ -8,10 +8,8 @@ static files hold no data.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -87,24 +85,14 @@ def setup(app: web.Application) -> None:
         app.router.add_route(method, path, handler)
     app.router.add_get("/console", _to_console)
     app.router.add_static("/console/static/", STATIC)
-    app.cleanup_ctx.append(_sampler)
 
 
 async def _to_console(request: web.Request) -> web.StreamResponse:
     raise web.HTTPPermanentRedirect("/console/")
 
 
-async def _sampler(app: web.Application) -> AsyncIterator[None]:
-    """A sample of the counters every SAMPLE_S for the overview's chart."""
-    async def sample() -> None:
-        while True:
-            app[views.TRAFFIC].sample(app[METRICS])
-            await asyncio.sleep(SAMPLE_S)
-
-    task = asyncio.create_task(sample(), name="relay-console-traffic")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+async def sample_traffic(app: web.Application) -> None:
+    """A sample of the counters every SAMPLE_S for the overview's chart (app.py runs it)."""
+    while True:
+        app[views.TRAFFIC].sample(app[METRICS])
+        await asyncio.sleep(SAMPLE_S)
