@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from relay.store import NewEvent, StoreUnavailable
+from relay.store import NewEvent, StoreUnavailable, sqlite_group
 from relay.store.grouping import GroupedWriter
 from relay.store.sqlite import SqliteStore
 
@@ -50,3 +53,57 @@ async def test_a_group_that_raises_answers_every_caller() -> None:
     assert "driver bug" in str(results[0])
     with pytest.raises(StoreUnavailable):
         await asyncio.wait_for(writer.write(5), timeout=5)
+
+
+async def test_a_push_sqlite_cannot_take_fails_alone_beside_thread_ops(tmp_path: Path) -> None:
+    """A push's statements run on the event loop's thread, a replay's on the store's, in one
+    transaction: a push with a value SQLite cannot take fails alone, the rest commit."""
+    store = SqliteStore(tmp_path / "relay.db")
+    await store.open()
+    try:
+        bad = replace(event(99), received_at=10**30)  # OverflowError when bound
+        results = await asyncio.wait_for(asyncio.gather(
+            store.ingest(event(1)), store.ingest(bad), store.replay_dead([], time.time(), 60),
+            store.ingest(event(2)), return_exceptions=True), timeout=10)
+        assert isinstance(results[1], StoreUnavailable)
+        assert isinstance(results[0], int) and isinstance(results[3], int)
+        assert results[2] == []
+        assert await store.counts() == (2, 0)
+        assert store.commits == 1
+    finally:
+        await store.close()
+
+
+async def test_a_push_waits_for_another_writer_without_stopping_the_loop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another process holds SQLite's write lock (an operator's command writing),
+    a push waits for it on the store's thread: the event loop goes on turning meanwhile
+    (the holder lets go only once it has seen it turn), and the push is stored after."""
+    monkeypatch.setattr(sqlite_group, "BUSY_TIMEOUT_MS", 30_000)  # longer than the holder
+    path = tmp_path / "relay.db"
+    store = SqliteStore(path)
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    held, turned = threading.Event(), threading.Event()
+
+    def hold() -> bool:
+        other.execute("BEGIN IMMEDIATE")
+        held.set()
+        seen = turned.wait(10)
+        other.execute("COMMIT")
+        return seen
+
+    try:
+        holder = asyncio.create_task(asyncio.to_thread(hold))
+        await asyncio.to_thread(held.wait, 10)
+        pushed = asyncio.create_task(store.ingest(event(1)))
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert not pushed.done()
+        turned.set()
+        assert await asyncio.wait_for(holder, timeout=20), "the loop stopped while waiting"
+        assert isinstance(await asyncio.wait_for(pushed, timeout=10), int)
+        assert await store.counts() == (1, 0)
+    finally:
+        other.close()
+        await store.close()

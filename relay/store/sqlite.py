@@ -1,10 +1,13 @@
 """SQLite store: one file, WAL, one connection on one thread, commits grouped.
 
-Every operation runs on a single worker thread that owns the connection. Writes from
+Operations run on a single worker thread, one at a time on the connection. Writes from
 concurrent requests are grouped into one transaction (relay/store/grouping.py), each in its
 own savepoint, so N pushes that arrive together cost one fsync, and each caller is
-answered only after that commit. Its statements are relay/store/queries.py's, most of them
-shared with PostgreSQL; its table layout is relay/store/schema.py's.
+answered only after that commit. The hot path's few short statements (a push, a claim,
+attempt records) run on the event loop's thread inside that transaction, the COMMIT on
+the worker (``SqliteStore._commit_group`` says why). Its statements are
+relay/store/queries.py's, most of them shared with PostgreSQL; its table layout is
+relay/store/schema.py's.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ from relay.store.base import (
     QuarantineState,
     StoreUnavailable,
 )
-from relay.store.grouping import GroupedWriter, unavailable
+from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_sqlite
 from relay.store.ownership import OwnerLock
 from relay.store.sql import Statement, as_dicts, gauges_from, quarantine_listing, records
+from relay.store.sqlite_group import BUSY_TIMEOUT_MS, Op, begin_now, begin_waiting, in_savepoint
 
 T = TypeVar("T")
 
@@ -52,6 +56,8 @@ class SqliteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._writer = GroupedWriter(self._commit_group)
+        #: held by whatever uses the connection: the thread's calls and a group's on-loop ops
+        self._using = asyncio.Lock()
         #: transactions committed by the grouped writer (how grouping is observed)
         self.commits = 0
 
@@ -72,7 +78,7 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # 32 MiB of page cache (default 2 MiB): the token and identity indexes take random
         # keys, so as the store grows their inserts miss a small cache (docs/performance.md).
         conn.execute("PRAGMA cache_size=-32768")
@@ -89,11 +95,14 @@ class SqliteStore:
         self._conn = conn
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn`` on the store's thread, alone on the connection."""
+        async with self._using:
+            return await self._call(fn)
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
-            if self._conn is None:
-                raise StoreUnavailable("store is closed")
             try:
-                return fn(self._conn)
+                return fn(self._connection())
             except (sqlite3.Error, ValueError, OverflowError, TypeError) as exc:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
 
@@ -102,39 +111,62 @@ class SqliteStore:
         except RuntimeError as exc:  # the executor is shut down: the store was closed
             raise StoreUnavailable("store is closed") from exc
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` inside the next grouped transaction; return after its commit."""
-        result: T = await self._writer.write(fn)
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailable("store is closed")
+        return self._conn
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], on_loop: bool = False) -> T:
+        """Run ``fn`` inside the next grouped transaction; return after its commit.
+
+        ``on_loop`` is for the few short statements of the hot path (a push, a claim, a
+        batch of attempt records): they run on the event loop's thread, see
+        ``_commit_group``."""
+        result: T = await self._writer.write(Op(fn, on_loop))
         return result
 
-    async def _commit_group(self, ops: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
-        return await self._run(partial(self._transaction, ops=ops))
+    async def _commit_group(self, ops: list[Op]) -> list[Any]:
+        """One transaction for the group: its on-loop ops run here, then the store's thread
+        runs the others and COMMIT (the fsync).
 
-    def _transaction(self, conn: sqlite3.Connection,
-                     ops: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
-        results: list[Any] = []
-        savepoints = conn.cursor()  # one cursor for them all: a new one per call costs
-        conn.execute("BEGIN IMMEDIATE")
+        Why not all on the thread: sqlite3 lets go of the GIL for every statement and must
+        take it back after, while the loop holds it for request handling; a group's
+        statements waited for it twice as long as they ran, and the group commit was the
+        relay's bottleneck (docs/performance.md). Here they run in one stretch; only the
+        BEGIN (when another process holds the write lock) and COMMIT can wait, and they
+        wait on the thread."""
+        async with self._using:
+            conn = self._connection()
+            if not begin_now(conn):
+                await self._call(begin_waiting)
+            results: list[Any] = [None] * len(ops)
+            try:
+                for i, op in enumerate(ops):
+                    if op.on_loop:
+                        results[i] = in_savepoint(conn, op.fn)
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):  # of the database: full, read-only, ...
+                    raise StoreUnavailable(f"sqlite: {exc}") from exc
+                raise
+            rest = [(i, op.fn) for i, op in enumerate(ops) if not op.on_loop]
+            for i, result in await self._call(partial(self._finish, rest=rest)):
+                results[i] = result
+            return results
+
+    def _finish(self, conn: sqlite3.Connection,
+                rest: list[tuple[int, Callable[[sqlite3.Connection], Any]]]
+                ) -> list[tuple[int, Any]]:
+        """On the store's thread: the group's other ops, then COMMIT."""
         try:
-            for fn in ops:
-                savepoints.execute("SAVEPOINT op")
-                try:
-                    results.append(fn(conn))
-                    savepoints.execute("RELEASE op")
-                except (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
-                        ValueError, OverflowError, TypeError) as exc:
-                    # This op's own fault (a value SQLite cannot take): it fails alone, its
-                    # neighbours in the group commit. A fault of the database itself (full,
-                    # read-only, corrupt) propagates and fails the whole group.
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    results.append(unavailable(exc))
+            results = [(i, in_savepoint(conn, fn)) for i, fn in rest]
             conn.execute("COMMIT")
-            self.commits += 1
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self.commits += 1
         return results
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -151,9 +183,10 @@ class SqliteStore:
 
     async def close(self) -> None:
         if self._conn is not None:
-            conn = self._conn
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-            self._conn = None
+            async with self._using:
+                conn = self._conn
+                await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+                self._conn = None
         self._executor.shutdown(wait=True)
         self._unlock()
 
@@ -194,7 +227,7 @@ class SqliteStore:
                     for name, expires in event.destinations])
             return event_id
 
-        return await self._write(write)
+        return await self._write(write, on_loop=True)
 
     async def seen(self, token: str, identity: str) -> bool:
         row = await self._run(lambda conn: _execute(
@@ -231,7 +264,7 @@ class SqliteStore:
                 claimed += _claim(conn, destination, limit, owner, lease_until, now)
             return claimed
 
-        return await self._write(write)
+        return await self._write(write, on_loop=True)
 
     async def record(self, records: list[AttemptRecord]) -> None:
         def write(conn: sqlite3.Connection) -> None:
@@ -241,7 +274,7 @@ class SqliteStore:
                 q.SETTLE.args(r, updated_at=r.started_at + r.duration_ms / 1000)
                 for r in records])
 
-        await self._write(write)
+        await self._write(write, on_loop=True)
 
     async def release(self, owner: str) -> int:
         return await self._write(lambda conn: _execute(conn, q.RELEASE, owner=owner).rowcount)
@@ -306,3 +339,4 @@ def _claim(conn: sqlite3.Connection, destination: str, limit: int, owner: str,
         return []
     _execute(conn, q.LEASE, owner=owner, lease_until=lease_until, ids=ids)
     return records(ClaimedDelivery, _execute(conn, q.CLAIMED, ids=ids).fetchall())
+

@@ -1,0 +1,53 @@
+"""The pieces of a grouped SQLite transaction: each op in its savepoint, and a BEGIN that
+never makes the event loop wait for another process's write lock (relay/store/sqlite.py)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from relay.store.grouping import unavailable
+
+#: how long a statement waits for another process's write lock
+BUSY_TIMEOUT_MS = 5000
+
+
+class Op(NamedTuple):
+    """A write of the group: ``fn`` on the connection, on the loop's thread or the store's."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+    on_loop: bool
+
+
+def in_savepoint(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    """``fn``'s result, or its own fault as a value (a value SQLite cannot take): it fails
+    alone and its neighbours in the group commit. A fault of the database itself (full,
+    read-only, corrupt) propagates and fails the whole group."""
+    conn.execute("SAVEPOINT op")
+    try:
+        result = fn(conn)
+    except (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, ValueError,
+            OverflowError, TypeError) as exc:
+        conn.execute("ROLLBACK TO op")
+        conn.execute("RELEASE op")
+        return unavailable(exc)
+    conn.execute("RELEASE op")
+    return result
+
+
+def begin_now(conn: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE if the write lock is free now; False if another process holds it
+    (an operator's command writing), to be waited for off the event loop."""
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return True
+
+
+def begin_waiting(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
