@@ -21,6 +21,7 @@ from enum import StrEnum
 import aiohttp
 
 from relay.backoff import parse_retry_after
+from relay.compact import compact_json
 from relay.constants import (
     ANSWER_READ_LIMIT,
     H_ATTEMPT,
@@ -83,7 +84,7 @@ def unsigned_body(fields: str) -> bytes:
     """The event's JSON without SUBMAIL's token and signature, which would let any service
     that sees it push as SUBMAIL (SPEC 16)."""
     event = {k: v for k, v in json.loads(fields).items() if k not in SIGNING_FIELDS}
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return compact_json(event).encode("utf-8")
 
 
 def build_request(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from relay import pushes
+from relay.compact import compact_json
 from relay.config import Settings
 from relay.identity import identity as event_identity
 from relay.identity import webhook_id
@@ -26,7 +26,7 @@ def build_event(settings: Settings, product: str, event: str, fields: dict[str, 
     record = NewEvent(
         webhook_id=webhook_id(identity), identity=identity,
         token=str(fields["token"]), product=product, event=event, tag=key.tag,
-        fields=json.dumps(fields, ensure_ascii=False, separators=(",", ":")), body=body,
+        fields=compact_json(fields), body=body,
         content_type=content_type or pushes.FORM, received_at=now,
         destinations=tuple((d.name, now + d.retry.max_age) for d in destinations),
         send_id=None if send_id is None else str(send_id),

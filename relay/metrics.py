@@ -19,6 +19,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        #: the labelled children of each (product, event, outcome) seen (few: the products'
+        #: events and the outcomes), so a push does not resolve its labels again
+        self._received: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self.events = Counter(
             "relay_events_received", "Pushes received, by product, event and outcome",
             ["product", "event", "outcome"], registry=self.registry)
@@ -64,8 +67,14 @@ class Metrics:
             ["product", "reason"], registry=self.registry)
 
     def received(self, product: str, event: str, outcome: str, seconds: float) -> None:
-        self.events.labels(product, event or "-", outcome).inc()
-        self.ingest_seconds.labels(outcome).observe(seconds)
+        key = (product, event, outcome)
+        children = self._received.get(key)
+        if children is None:  # resolving labels costs more than the rest of this, per push
+            children = self._received[key] = (
+                self.events.labels(product, event or "-", outcome),
+                self.ingest_seconds.labels(outcome))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def attempt(self, destination: str, outcome: Outcome, state: str) -> None:
         self.attempts.labels(destination, outcome.kind).inc()
