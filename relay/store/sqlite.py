@@ -36,7 +36,7 @@ from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_sqlite
 from relay.store.ownership import OwnerLock
 from relay.store.sql import Statement, as_dicts, gauges_from, quarantine_listing, records
-from relay.store.sqlite_group import BUSY_TIMEOUT_MS, Op, begin_now, begin_waiting, in_savepoint
+from relay.store.sqlite_group import BUSY_TIMEOUT_MS, Op, begin_now, begin_waiting, run_ops
 
 T = TypeVar("T")
 
@@ -139,28 +139,29 @@ class SqliteStore:
             conn = self._connection()
             if not begin_now(conn):
                 await self._call(begin_waiting)
+            here = [i for i, op in enumerate(ops) if op.on_loop]
             results: list[Any] = [None] * len(ops)
             try:
-                for i, op in enumerate(ops):
-                    if op.on_loop:
-                        results[i] = in_savepoint(conn, op.fn)
+                for i, result in zip(here, run_ops(conn, [ops[i].fn for i in here]),
+                                     strict=True):
+                    results[i] = result
             except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):  # of the database: full, read-only, ...
                     raise StoreUnavailable(f"sqlite: {exc}") from exc
                 raise
-            rest = [(i, op.fn) for i, op in enumerate(ops) if not op.on_loop]
-            for i, result in await self._call(partial(self._finish, rest=rest)):
+            rest = [i for i, op in enumerate(ops) if not op.on_loop]
+            done = await self._call(partial(self._finish, fns=[ops[i].fn for i in rest]))
+            for i, result in zip(rest, done, strict=True):
                 results[i] = result
             return results
 
     def _finish(self, conn: sqlite3.Connection,
-                rest: list[tuple[int, Callable[[sqlite3.Connection], Any]]]
-                ) -> list[tuple[int, Any]]:
+                fns: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         """On the store's thread: the group's other ops, then COMMIT."""
         try:
-            results = [(i, in_savepoint(conn, fn)) for i, fn in rest]
+            results = run_ops(conn, fns)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
