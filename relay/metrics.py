@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -13,15 +14,17 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 #: A message takes seconds to minutes from request to delivered (SUBMAIL's times, whole s).
 MESSAGE_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 
+Metric = Counter | Histogram
+
 
 class Metrics:
     """One registry per app, so tests and several apps in one process do not collide."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        #: the labelled children of each (product, event, outcome) seen (few: the products'
-        #: events and the outcomes), so a push does not resolve its labels again
-        self._received: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        #: labelled children by (metric, labels): few (products' events, outcomes,
+        #: destinations and states), so a push does not resolve its labels again
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.events = Counter(
             "relay_events_received", "Pushes received, by product, event and outcome",
             ["product", "event", "outcome"], registry=self.registry)
@@ -66,21 +69,24 @@ class Metrics:
             "relay_messages_dropped", "Messages dropped, by product and drop-reason class",
             ["product", "reason"], registry=self.registry)
 
+    def _child(self, metric: Metric, *labels: str) -> Any:
+        """``metric.labels(*labels)``, resolved once: resolving costs more than counting,
+        and a push or an attempt counts into two or three."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def received(self, product: str, event: str, outcome: str, seconds: float) -> None:
-        key = (product, event, outcome)
-        children = self._received.get(key)
-        if children is None:  # resolving labels costs more than the rest of this, per push
-            children = self._received[key] = (
-                self.events.labels(product, event or "-", outcome),
-                self.ingest_seconds.labels(outcome))
-        children[0].inc()
-        children[1].observe(seconds)
+        self._child(self.events, product, event or "-", outcome).inc()
+        self._child(self.ingest_seconds, outcome).observe(seconds)
 
     def attempt(self, destination: str, outcome: Outcome, state: str) -> None:
-        self.attempts.labels(destination, outcome.kind).inc()
-        self.attempt_seconds.labels(destination).observe(outcome.duration_ms / 1000)
+        self._child(self.attempts, destination, outcome.kind).inc()
+        self._child(self.attempt_seconds, destination).observe(outcome.duration_ms / 1000)
         if state != DeliveryState.PENDING:
-            self.deliveries.labels(destination, state).inc()
+            self._child(self.deliveries, destination, state).inc()
 
     def config_reloaded(self, result: str) -> None:
         self.config_reloads.labels(result).inc()
