@@ -15,6 +15,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import sys
 import time
 from typing import Any
 
@@ -24,6 +25,12 @@ from aiohttp.web_runner import GracefulExit
 from relay.logs import Throttle
 
 log = logging.getLogger("relay.serving")
+
+#: How long a thread that wants the GIL waits before the one holding it must let go
+#: (Python's default: 5 ms). The SQLite store's thread takes it twice per group commit,
+#: while the event loop holds it for request handling; at 5 ms the wait was most of a
+#: commit's time and capped the pushes answered per second (docs/performance.md).
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 
 class _Refused(asyncio.Protocol):
@@ -79,6 +86,7 @@ def run(app: web.Application, sockets: list[socket.socket], loop: asyncio.Abstra
         *, ssl_context: ssl.SSLContext | None, max_connections: int, shutdown_timeout: float,
         **handler: Any) -> None:
     """Serve until SIGINT or SIGTERM; exceptions of start-up (the store) propagate."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     asyncio.set_event_loop(loop)
     task = loop.create_task(_serve(app, sockets, ssl_context, max_connections,
                                    shutdown_timeout, **handler))
