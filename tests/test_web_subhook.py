@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from aiohttp import web
 from conftest import KEYS, Client, MakeRelay, MakeSink, signed, wait_settled
 
 from relay import docs2schema
 from relay.products import canonical_event
 from relay.web.state import RUNTIME, STORE
+from relay.web.subhook import accepted
 
 
 def body_for(fields: dict[str, Any], kind: str) -> tuple[io.BytesIO, dict[str, str]]:
@@ -302,3 +304,16 @@ async def test_include_signature_keeps_token_and_signature(
     assert (await push(client, "sms", fields, "json"))[0] == 200
     (got,) = await sink.wait_for(1)
     assert got.json() == fields
+
+
+def test_the_accepted_answer_is_what_json_response_makes() -> None:
+    """The answer to a stored push is built by hand for speed: the same bytes and headers
+    as aiohttp's json_response, whatever the destinations are called."""
+    names = ["billing", "订单 \"svc\"\\", "b\u2028"]
+    expected = web.json_response({"status": "accepted", "webhook_id": "msg_" + "0f" * 16,
+                                  "destinations": names})
+    got = accepted("msg_" + "0f" * 16, names)
+    assert got.body == expected.body
+    assert got.content_type == expected.content_type and got.charset == expected.charset
+    assert accepted("msg_00", []).body == b'{"status": "accepted", "webhook_id": "msg_00", ' \
+        b'"destinations": []}'
