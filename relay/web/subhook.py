@@ -51,6 +51,11 @@ class Buffered:
     held: int = 0
 
 
+def _over_budget(budget: int) -> Overloaded:
+    return Overloaded([f"bodies being read hold over {budget} bytes (limits.max_buffered); "
+                       "retry later"])
+
+
 async def read_body(request: web.Request, limit: int, within: float, buffered: Buffered,
                     budget: int) -> bytes:
     """The whole body, refused when over ``limit`` bytes or slower than ``within`` seconds,
@@ -63,6 +68,8 @@ async def read_body(request: web.Request, limit: int, within: float, buffered: B
         body = request.content.read_nowait()
         if len(body) > limit:
             raise PayloadTooLarge([f"body is over {limit} bytes"])
+        if buffered.held + len(body) > budget:
+            raise _over_budget(budget)
         return body
     chunks, size = [], 0
     try:
@@ -73,8 +80,7 @@ async def read_body(request: web.Request, limit: int, within: float, buffered: B
                 if size > limit:
                     raise PayloadTooLarge([f"body is over {limit} bytes"])
                 if buffered.held > budget:
-                    raise Overloaded([f"bodies being read hold over {budget} bytes "
-                                      "(limits.max_buffered); retry later"])
+                    raise _over_budget(budget)
                 chunks.append(chunk)
     except TimeoutError as exc:
         raise ReadTimedOut([f"body not received within {within:g}s"]) from exc
