@@ -72,6 +72,9 @@ class Sink:
     #: statuses to answer in turn (then 200); each may be (status, headers) or a delay "sleep:S"
     script: list[Any] = field(default_factory=list)
     delay: float = 0.0
+    #: requests being answered now, and the most there have been at once
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     @property
     def url(self) -> str:
@@ -96,6 +99,14 @@ async def make_sink() -> AsyncIterator[Callable[..., Awaitable[Sink]]]:
         sink: Sink
 
         async def handle(request: web.Request) -> web.StreamResponse:
+            sink.in_flight += 1
+            sink.most_in_flight = max(sink.most_in_flight, sink.in_flight)
+            try:
+                return await answer(request)
+            finally:
+                sink.in_flight -= 1
+
+        async def answer(request: web.Request) -> web.StreamResponse:
             body = await request.read()
             if sink.delay:
                 await asyncio.sleep(sink.delay)

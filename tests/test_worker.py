@@ -136,6 +136,20 @@ async def test_slow_destination_never_delays_the_others(
     assert slow.received == []  # still stuck on its first two
 
 
+async def test_a_service_never_has_more_requests_open_than_its_slots(
+    make_relay: MakeRelay, make_sink: MakeSink
+) -> None:
+    """``max_in_flight`` caps the requests a service has open at once, and the relay keeps
+    that many open while events wait (a slot is freed when the service has answered)."""
+    sink = await make_sink(delay=0.05)
+    client = await make_relay(route_to(("s", sink.url), extra=", max_in_flight: 3"))
+    for index in range(12):
+        await accept(client, event(f"c{index}"))
+    await sink.wait_for(12)
+    assert sink.most_in_flight == 3
+    await wait_settled(client)
+
+
 async def test_standard_webhooks_signature_verifies(
     make_relay: MakeRelay, make_sink: MakeSink
 ) -> None:
