@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 import aiohttp
@@ -81,6 +81,8 @@ class Worker:
         self.health = health or DestinationHealth()
         self.poll_interval = poll_interval
         self.in_flight: dict[str, int] = defaultdict(int)
+        #: claimed rows waiting for a slot, per destination (leased, so no claim takes them)
+        self._waiting: dict[str, deque[ClaimedDelivery]] = defaultdict(deque)
         self._known: dict[str, Destination] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -129,15 +131,28 @@ class Worker:
             for name in await self.store.pending_destinations(now):
                 if name not in self._known:
                     await self._orphan(name, now, margin)
-        wants = {name: (destination.max_in_flight - self.in_flight[name],
-                        now + destination.timeout + margin)
+        # Each destination's slots, and as many claimed rows again waiting in memory for a
+        # slot: a freed slot takes the next at once instead of waiting for a claim's commit
+        # (docs/decisions.md). A waiting row starts within one timeout (every slot frees
+        # once in that time), so its lease covers two, plus the margin.
+        wants = {name: (room, now + 2 * destination.timeout + margin)
                  for name, destination in self._known.items()
-                 if destination.max_in_flight > self.in_flight[name]}
+                 if (room := 2 * destination.max_in_flight - self.in_flight[name]
+                     - len(self._waiting[name])) > 0}
         if not wants or self._stopping:
             return
         for delivery in await self.store.claim_due(wants, self.owner, now):
-            self.in_flight[delivery.destination] += 1
-            task = asyncio.create_task(self._deliver(delivery, self._known[delivery.destination]))
+            self._waiting[delivery.destination].append(delivery)
+        for name in wants:
+            self._start_waiting(name)
+
+    def _start_waiting(self, name: str) -> None:
+        """Start claimed rows of ``name`` while it has free slots."""
+        destination, waiting = self._known[name], self._waiting[name]
+        while waiting and self.in_flight[name] < destination.max_in_flight \
+                and not self._stopping:
+            self.in_flight[name] += 1
+            task = asyncio.create_task(self._deliver(waiting.popleft(), destination))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -175,6 +190,7 @@ class Worker:
 
     def _release(self, destination: str) -> None:
         self.in_flight[destination] -= 1
+        self._start_waiting(destination)
         self._wake.set()
 
     async def _record(self, record: AttemptRecord) -> None:
