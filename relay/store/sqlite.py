@@ -1,13 +1,13 @@
 """SQLite store: one file, WAL, one connection on one thread, commits grouped.
 
 Operations run on a single worker thread, one at a time on the connection. Writes from
-concurrent requests are grouped into one transaction (relay/store/grouping.py), each in its
-own savepoint, so N pushes that arrive together cost one fsync, and each caller is
-answered only after that commit. The hot path's few short statements (a push, a claim,
-attempt records) run on the event loop's thread inside that transaction, the COMMIT on
-the worker (``SqliteStore._commit_group`` says why). Its statements are
-relay/store/queries.py's, most of them shared with PostgreSQL; its table layout is
-relay/store/schema.py's.
+concurrent requests are grouped into one transaction (relay/store/grouping.py), one failing
+write never failing its neighbours (relay/store/sqlite_group.py), so N pushes that arrive
+together cost one fsync, and each caller is answered only after that commit. The hot
+path's few short statements (a push, a claim, attempt records) run on the event loop's
+thread inside that transaction, the COMMIT on the worker (``SqliteStore._commit_group``
+says why). Its statements are relay/store/queries.py's, most of them shared with
+PostgreSQL; its table layout is relay/store/schema.py's.
 """
 
 from __future__ import annotations
@@ -36,7 +36,14 @@ from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_sqlite
 from relay.store.ownership import OwnerLock
 from relay.store.sql import Statement, as_dicts, gauges_from, quarantine_listing, records
-from relay.store.sqlite_group import BUSY_TIMEOUT_MS, Op, begin_now, begin_waiting, run_ops
+from relay.store.sqlite_group import (
+    BUSY_TIMEOUT_MS,
+    Op,
+    begin_now,
+    begin_waiting,
+    rolled_back_on_failure,
+    run_ops,
+)
 
 T = TypeVar("T")
 
@@ -142,15 +149,12 @@ class SqliteStore:
             here = [i for i, op in enumerate(ops) if op.on_loop]
             results: list[Any] = [None] * len(ops)
             try:
-                for i, result in zip(here, run_ops(conn, [ops[i].fn for i in here]),
-                                     strict=True):
-                    results[i] = result
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):  # of the database: full, read-only, ...
-                    raise StoreUnavailable(f"sqlite: {exc}") from exc
-                raise
+                with rolled_back_on_failure(conn):
+                    done_here = run_ops(conn, [ops[i].fn for i in here])
+            except sqlite3.Error as exc:  # of the database: full, read-only, ...
+                raise StoreUnavailable(f"sqlite: {exc}") from exc
+            for i, result in zip(here, done_here, strict=True):
+                results[i] = result
             rest = [i for i, op in enumerate(ops) if not op.on_loop]
             done = await self._call(partial(self._finish, fns=[ops[i].fn for i in rest]))
             for i, result in zip(rest, done, strict=True):
@@ -160,13 +164,9 @@ class SqliteStore:
     def _finish(self, conn: sqlite3.Connection,
                 fns: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         """On the store's thread: the group's other ops, then COMMIT."""
-        try:
+        with rolled_back_on_failure(conn):
             results = run_ops(conn, fns)
             conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         self.commits += 1
         return results
 
@@ -340,4 +340,3 @@ def _claim(conn: sqlite3.Connection, destination: str, limit: int, owner: str,
         return []
     _execute(conn, q.LEASE, owner=owner, lease_until=lease_until, ids=ids)
     return records(ClaimedDelivery, _execute(conn, q.CLAIMED, ids=ids).fetchall())
-

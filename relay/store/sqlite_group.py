@@ -3,8 +3,9 @@ never makes the event loop wait for another process's write lock (relay/store/sq
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from relay.store.grouping import unavailable
@@ -57,6 +58,17 @@ def _in_savepoint(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], A
         return unavailable(exc)
     conn.execute("RELEASE op")
     return result
+
+
+@contextlib.contextmanager
+def rolled_back_on_failure(conn: sqlite3.Connection) -> Iterator[None]:
+    """The open transaction rolled back if the block fails, whatever the failure."""
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def begin_now(conn: sqlite3.Connection) -> bool:
