@@ -168,25 +168,22 @@ class Worker:
 
     async def _deliver(self, delivery: ClaimedDelivery, destination: Destination) -> None:
         attempt = delivery.attempt + 1
-        released = False
         try:
-            assert self._session is not None  # set before dispatching
-            outcome = await send(self._session, delivery, destination, attempt)
-            # The request is over: its slot takes the next delivery while this attempt is
-            # recorded (its row stays leased until then, so no claim takes it again). Held
-            # until the commit, a slot spent most of its time waiting for it, and 16 slots
-            # could not carry 1,500 deliveries a second to one service.
-            self._release(destination.name)
-            released = True
+            try:
+                assert self._session is not None  # set before dispatching
+                outcome = await send(self._session, delivery, destination, attempt)
+            finally:
+                # The request is over: its slot takes the next delivery while this attempt
+                # is recorded (its row stays leased until then, so no claim takes it
+                # again). Held until the commit, a slot spent most of its time waiting for
+                # it, and 16 slots could not carry 1,500 deliveries a second to one service.
+                self._release(destination.name)
             record = decide(delivery, destination, attempt, outcome, time.time())
             self.metrics.attempt(destination.name, outcome, record.state)
             await self._record(record)
             self.health.observe(destination.name, delivery.webhook_id, record)
         except Exception:
             log.exception("delivery %s to %s failed to record", delivery.id, destination.name)
-        finally:
-            if not released:
-                self._release(destination.name)
 
     def _release(self, destination: str) -> None:
         self.in_flight[destination] -= 1
