@@ -1,4 +1,8 @@
-"""Send one delivery; the one place where aiohttp errors and statuses become outcomes.
+"""Send one delivery; the one place where client errors and statuses become outcomes.
+
+The client is pyreqwest (Rust's reqwest and hyper): connections, TLS, the request and the
+answer are handled on its own threads, outside the GIL, so a delivery costs the event loop
+about 16 us instead of aiohttp's client's 70 (docs/performance.md, docs/decisions.md).
 
     Outcome
      ├── Delivered   2xx
@@ -10,16 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
-import io
 import json
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
-import aiohttp
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
+from pyreqwest.response import Response
 
+from relay import version
 from relay.backoff import parse_retry_after
 from relay.compact import compact_json
 from relay.constants import (
@@ -37,7 +45,7 @@ from relay.routing import Destination
 from relay.store import ClaimedDelivery
 
 __all__ = ["ANSWER_READ_LIMIT", "H_ATTEMPT", "H_EVENT", "H_ID", "H_PRODUCT", "H_SIGNATURE",
-           "H_TIMESTAMP", "Kind", "Outcome", "classify", "send"]
+           "H_TIMESTAMP", "Kind", "Outcome", "classify", "new_client", "send"]
 
 
 class Kind(StrEnum):
@@ -114,22 +122,59 @@ def build_request(
     return body, headers
 
 
-async def read_answer(response: aiohttp.ClientResponse) -> bytes:
+def new_client() -> Client:
+    """The worker's one client, shared by every destination (a pool per host).
+
+    - Redirects are not followed: a 3xx is the service's answer (permanent).
+    - Answers are never decompressed: a service's gzip answer is read as sent, so 1 MB of it
+      cannot inflate into a gigabyte inside the relay.
+    - No proxy from the environment: services are reached directly, as before.
+    - TLS trusts the platform's certificates (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are
+      honoured, as Python's ssl does).
+    - Header names go out lower-case (``webhook-id``, as Standard Webhooks writes them, and
+      as HTTP/2 always sends them); HTTP reads them in any case.
+    """
+    return (ClientBuilder()
+            .follow_redirects(False)
+            .gzip(False).brotli(False).zstd(False).deflate(False)
+            .no_proxy()
+            .http1_lower_case_headers()
+            .user_agent(f"subhook-relay/{version()}")
+            .build())
+
+
+async def read_answer(response: Response) -> bytes:
     """Up to ``ANSWER_READ_LIMIT`` bytes of the answer, as sent: a service (or whatever
-    answers at its address) cannot make the relay hold or inflate more. An answer longer
-    than that costs its connection, which is closed rather than drained."""
-    answer = await response.content.read(ANSWER_READ_LIMIT)
-    if not response.content.at_eof():
-        response.close()
-    return answer
+    answers at its address) cannot make the relay hold or inflate more.
+
+    Read a chunk at a time, never waited on past the limit or past a ``Content-Length``
+    already met; an answer longer than that costs its connection, which is dropped unread
+    rather than drained. The status has decided the outcome already: an answer that stops
+    coming is kept as far as it came when the request's timeout ends it."""
+    length = response.get_header("Content-Length")
+    expected = min(int(length), ANSWER_READ_LIMIT) if length and length.isdigit() \
+        else ANSWER_READ_LIMIT
+    answer = bytearray()
+    reader = response.body_reader
+    with contextlib.suppress(RequestTimeoutError):
+        while len(answer) < expected:
+            chunk = await reader.read_chunk()
+            if chunk is None:
+                break
+            answer += chunk
+    return bytes(answer[:ANSWER_READ_LIMIT])
 
 
-#: Bodies larger than this are handed to aiohttp as a file (aiohttp's own threshold).
-CHUNKED_BODY = 1024 * 1024
+def describe(exc: PyreqwestError) -> str:
+    """``ConnectError: Connection refused (os error 111)``: the error's kind and its
+    innermost cause, which names what went wrong (refused, DNS, certificate) without the
+    URL that the outer causes repeat."""
+    causes = (getattr(exc, "details", None) or {}).get("causes") or []
+    return f"{type(exc).__name__}: {causes[-1]['message'] if causes else exc.message}"
 
 
 async def send(
-    session: aiohttp.ClientSession,
+    client: Client,
     delivery: ClaimedDelivery,
     destination: Destination,
     attempt: int,
@@ -137,27 +182,29 @@ async def send(
     """POST one delivery and classify what happened. Never raises for network trouble."""
     body, headers = build_request(delivery, destination, attempt, time.time())
     started = time.monotonic()
-    timeout = aiohttp.ClientTimeout(total=destination.timeout)
 
     def elapsed() -> float:
         return (time.monotonic() - started) * 1000
 
-    # aiohttp warns that a bytes body over 1 MiB "might lock the event loop" (a mail
-    # ``receivers`` push carries a raw message); the same bytes as a file are sent in chunks.
-    data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > CHUNKED_BODY else body
+    request = (client.post(destination.url).headers(headers).body_bytes(body)
+               .timeout(timedelta(seconds=destination.timeout))
+               # the answer is entered on its first bytes, not once 64 KiB have arrived
+               .streamed_read_buffer_limit(1)
+               .build_streamed())
     try:
-        async with session.post(destination.url, data=data, headers=headers,
-                                timeout=timeout, allow_redirects=False) as response:
+        # The request's timeout covers connecting, sending and the whole answer.
+        async with request as response:
+            status = response.status
+            retry_after = parse_retry_after(response.get_header("Retry-After"), time.time())
             answer = await read_answer(response)
-            kind = classify(response.status)
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-            error = None if kind == Kind.DELIVERED else f"HTTP {response.status}"
-            return Outcome(kind, response.status, error, elapsed(), retry_after, answer)
+        kind = classify(status)
+        error = None if kind == Kind.DELIVERED else f"HTTP {status}"
+        return Outcome(kind, status, error, elapsed(), retry_after, answer)
     except TimeoutError:
         return Outcome(Kind.RETRYABLE, None, f"timeout after {destination.timeout:g}s", elapsed())
-    except aiohttp.ClientError as exc:
-        return Outcome(Kind.RETRYABLE, None, f"{type(exc).__name__}: {exc}", elapsed())
     except asyncio.CancelledError:
         raise
+    except PyreqwestError as exc:
+        return Outcome(Kind.RETRYABLE, None, describe(exc), elapsed())
     except OSError as exc:
         return Outcome(Kind.RETRYABLE, None, f"{type(exc).__name__}: {exc}", elapsed())

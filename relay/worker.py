@@ -15,12 +15,12 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 
-import aiohttp
+from pyreqwest.client import Client
 
 from relay.backoff import next_attempt
 from relay.config import Settings
 from relay.constants import STORED_ANSWER_BYTES
-from relay.delivery import Kind, Outcome, send
+from relay.delivery import Kind, Outcome, new_client, send
 from relay.health import DestinationHealth
 from relay.metrics import Metrics
 from relay.routing import Destination
@@ -87,7 +87,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Client | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._next_orphan_check = 0.0
 
@@ -98,11 +98,7 @@ class Worker:
         self._loop_task = asyncio.create_task(self.run(), name="relay-worker")
 
     async def run(self) -> None:
-        # auto_decompress off: a service's gzip answer is read as sent, so 1 MB of it
-        # cannot inflate into a gigabyte inside the relay.
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0), auto_decompress=False
-        )
+        self._client = new_client()
         try:
             while not self._stopping:
                 # Cleared before dispatching, not after: a wake while a claim waits for its
@@ -118,7 +114,7 @@ class Worker:
         finally:
             if self._tasks:
                 await asyncio.wait(set(self._tasks))
-            await self._session.close()
+            await self._client.close()
 
     async def _dispatch(self) -> None:
         settings = self.settings()
@@ -170,8 +166,8 @@ class Worker:
         attempt = delivery.attempt + 1
         try:
             try:
-                assert self._session is not None  # set before dispatching
-                outcome = await send(self._session, delivery, destination, attempt)
+                assert self._client is not None  # set before dispatching
+                outcome = await send(self._client, delivery, destination, attempt)
             finally:
                 # The request is over: its slot takes the next delivery while this attempt
                 # is recorded (its row stays leased until then, so no claim takes it

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 
 from relay.runtime import Runtime
 from relay.signature import sign
@@ -55,7 +56,8 @@ class Received:
     """One request a sink got."""
 
     path: str
-    headers: dict[str, str]
+    #: as HTTP reads them: names in any case (the relay sends them lower-case)
+    headers: CIMultiDict[str]
     body: bytes
     at: float
 
@@ -115,7 +117,7 @@ async def make_sink() -> AsyncIterator[Callable[..., Awaitable[Sink]]]:
                 await asyncio.sleep(float(step.split(":")[1]))
                 step = 200
             status, headers = step if isinstance(step, tuple) else (step, {})
-            sink.received.append(Received(request.path, dict(request.headers), body,
+            sink.received.append(Received(request.path, CIMultiDict(request.headers), body,
                                           time.monotonic()))
             return web.Response(status=status, headers=headers, text="sink")
 

@@ -44,7 +44,7 @@ from relayproc import (
     wait_until_blocking,
 )
 
-from relay.delivery import ANSWER_READ_LIMIT, send
+from relay.delivery import ANSWER_READ_LIMIT, new_client, send
 from relay.routing import Destination
 from relay.runtime import Runtime
 from relay.store import ClaimedDelivery
@@ -547,10 +547,10 @@ async def test_a_destination_cannot_make_the_relay_read_without_bound() -> None:
     try:
         claimed = ClaimedDelivery(1, 1, "d", 0, time.time() + 60, "msg_1", "sms", "mo",
                                   '{"events":"mo"}', b"", "application/json")
-        async with aiohttp.ClientSession(auto_decompress=False) as session:
+        async with new_client() as client:
             for path in ("/endless", "/gzip"):
                 destination = Destination("d", str(server.make_url(path)), timeout=20)
-                outcome = await asyncio.wait_for(send(session, claimed, destination, 1), 20)
+                outcome = await asyncio.wait_for(send(client, claimed, destination, 1), 20)
                 assert outcome.kind == "delivered", outcome
                 assert len(outcome.answer) <= ANSWER_READ_LIMIT
         assert outcome.answer.startswith(b"\x1f\x8b")  # as sent, not inflated
