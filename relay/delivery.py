@@ -25,6 +25,7 @@ from enum import StrEnum
 
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
+from pyreqwest.http import Url
 from pyreqwest.response import Response
 
 from relay import version
@@ -41,11 +42,12 @@ from relay.constants import (
     RETRYABLE_STATUSES,
     SIGNING_FIELDS,
 )
+from relay.redact import redact_text
 from relay.routing import Destination
 from relay.store import ClaimedDelivery
 
 __all__ = ["ANSWER_READ_LIMIT", "H_ATTEMPT", "H_EVENT", "H_ID", "H_PRODUCT", "H_SIGNATURE",
-           "H_TIMESTAMP", "Kind", "Outcome", "classify", "new_client", "send"]
+           "H_TIMESTAMP", "Kind", "Outcome", "classify", "new_client", "send", "url_problem"]
 
 
 class Kind(StrEnum):
@@ -122,6 +124,16 @@ def build_request(
     return body, headers
 
 
+def url_problem(url: str) -> str | None:
+    """Why the delivery client could not send to ``url`` (None when it can): the config
+    refuses such a destination rather than letting every delivery to it fail."""
+    try:
+        Url(url)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def new_client() -> Client:
     """The worker's one client, shared by every destination (a pool per host).
 
@@ -173,6 +185,15 @@ def describe(exc: PyreqwestError) -> str:
     return f"{type(exc).__name__}: {causes[-1]['message'] if causes else exc.message}"
 
 
+def unbuilt(exc: ValueError, destination: Destination) -> str:
+    """Why a request could not be built, without a header's value (it may be a credential)
+    or the URL's password."""
+    reason = str(exc)
+    if reason.startswith("Invalid header value"):
+        return "invalid header value (value hidden)"
+    return redact_text(reason, destination.url)
+
+
 async def send(
     client: Client,
     delivery: ClaimedDelivery,
@@ -186,11 +207,15 @@ async def send(
     def elapsed() -> float:
         return (time.monotonic() - started) * 1000
 
-    request = (client.post(destination.url).headers(headers).body_bytes(body)
-               .timeout(timedelta(seconds=destination.timeout))
-               # the answer is entered on its first bytes, not once 64 KiB have arrived
-               .streamed_read_buffer_limit(1)
-               .build_streamed())
+    try:
+        request = (client.post(destination.url).headers(headers).body_bytes(body)
+                   .timeout(timedelta(seconds=destination.timeout))
+                   # the answer is entered on its first bytes, not once 64 KiB have arrived
+                   .streamed_read_buffer_limit(1)
+                   .build_streamed())
+    except ValueError as exc:  # the config checks URLs and headers; this is the backstop
+        return Outcome(Kind.PERMANENT, None, f"request not built: {unbuilt(exc, destination)}",
+                       elapsed())
     try:
         # The request's timeout covers connecting, sending and the whole answer.
         async with request as response:

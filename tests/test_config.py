@@ -169,6 +169,8 @@ def test_cidrs_are_checked() -> None:
     ("http://127.0.0.1:9000steady", "is not a valid URL: "),
     ("http://127.0.0.1:99999/hook", "is not a valid URL: "),
     ("http:///hook", "has no host"),
+    # yarl reads it; the delivery client could never send to it
+    ("http://a|b.com/hook", "is not a valid URL: invalid international domain name"),
 ])
 def test_destination_urls_are_checked(url: str, problem: str) -> None:
     """A destination URL that could never be sent to is a config error, not a dead letter."""
@@ -176,6 +178,23 @@ def test_destination_urls_are_checked(url: str, problem: str) -> None:
                            {"SMS_KEY": "k"})
     assert found.startswith(f"relay.yaml:10: routes[0].destinations[0].url: {url!r} ")
     assert problem in found
+
+
+def test_destination_headers_are_checked_without_quoting_values() -> None:
+    """A header value with a line break (it would end the header) and a name HTTP does not
+    allow are config errors; the value, which may be a credential, is never quoted."""
+    text = MINIMAL.replace("timeout: 250ms", 'timeout: 250ms\n        headers: HEADERS')
+    assert problems_of(text.replace("HEADERS", '{X-Token: "s3cret\\nX-Admin: yes"}'),
+                       {"SMS_KEY": "k"}) == [
+        "relay.yaml:13: routes[0].destinations[0].headers.X-Token: must not contain control "
+        "characters such as a line break (value hidden)"]
+    assert problems_of(text.replace("HEADERS", '{"Bad Name": v}'), {"SMS_KEY": "k"}) == [
+        "relay.yaml:13: routes[0].destinations[0].headers: 'Bad Name' is not a valid header "
+        "name"]
+    settings = parse_config(text.replace("HEADERS", '{X-Token: "tab\\tand é"}'),
+                            {"SMS_KEY": "k"}, source="relay.yaml")
+    (destination,) = settings.destinations().values()
+    assert destination.headers == (("X-Token", "tab\tand é"),)
 
 
 def test_retention_and_lease_margin() -> None:

@@ -104,3 +104,17 @@ async def test_errors_name_what_went_wrong() -> None:
     assert closed.error == "ConnectError: Connection refused (os error 111)", closed
     assert unknown.error is not None and unknown.error.startswith("ConnectError: "), unknown
     assert "lookup" in unknown.error or "resolve" in unknown.error or "dns" in unknown.error
+
+
+async def test_a_request_that_cannot_be_built_is_a_permanent_failure() -> None:
+    """A destination the config would refuse (built here by hand, as one from an older
+    config could be) fails its attempt, permanently and saying why: send never raises, so
+    the delivery is recorded instead of staying leased and being tried for ever."""
+    async with new_client() as client:
+        bad_url = await send(client, CLAIMED, Destination("d", "http://a|b.com/"), 1)
+        bad_header = await send(client, CLAIMED, Destination(
+            "d", "http://127.0.0.1:9/", headers=(("X-Token", "a\nb"),)), 1)
+    assert bad_url.kind == bad_header.kind == "permanent"
+    assert bad_url.error == "request not built: invalid international domain name", bad_url
+    assert bad_header.error == "request not built: invalid header value (value hidden)", \
+        bad_header

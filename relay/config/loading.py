@@ -29,6 +29,7 @@ from relay.config.yamltools import (
     parse_duration,
     parse_size,
 )
+from relay.delivery import url_problem
 from relay.errors import ConfigError
 from relay.redact import redact_text, redact_url
 from relay.routing import Destination, Match, Route
@@ -99,6 +100,9 @@ class _Builder:
         try:
             if not yarl.URL(raw["url"]).host:
                 self.problems.add((*path, "url"), f"{shown!r} has no host")
+            elif (problem := url_problem(raw["url"])) is not None:
+                # yarl reads more than the delivery client sends to (``http://a|b.com/``)
+                raise ValueError(problem)
         except ValueError as exc:
             self.problems.add((*path, "url"), f"{shown!r} is not a valid URL: "
                               f"{redact_text(str(exc), raw['url'])}")

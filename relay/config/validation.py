@@ -33,13 +33,24 @@ _RULES = {"type": "must be of type {}", "minLength": "must be at least {} charac
           "minimum": "must be at least {}", "maximum": "must be at most {}"}
 
 
+def _secret_message(error: jsonschema.ValidationError) -> str:
+    """A problem with a secret's value, which it never quotes (a header's name is no
+    secret)."""
+    if "propertyNames" in error.schema_path:
+        return f"{error.instance!r} is not a valid header name"
+    if error.validator == "pattern":
+        return "must not contain control characters such as a line break (value hidden)"
+    rule = _RULES.get(str(error.validator))
+    return f"{rule.format(error.validator_value) if rule else 'is not a valid value'} " \
+        "(value hidden)"
+
+
 def schema_message(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
     path = set(map(str, error.absolute_path))
     if path & SECRET_KEYS:
-        rule = _RULES.get(str(error.validator), "is not a valid value{}")
-        return f"{rule.format(error.validator_value if rule.count('{}') else '')} (value hidden)"
+        return _secret_message(error)
     if path & URL_KEYS and isinstance(error.instance, str):
         return str(error.message).replace(repr(error.instance),
                                           repr(redact_url(error.instance)))
