@@ -2,7 +2,8 @@
 
 The client is pyreqwest (Rust's reqwest and hyper): connections, TLS, the request and the
 answer are handled on its own threads, outside the GIL, so a delivery costs the event loop
-about 16 us instead of aiohttp's client's 70 (docs/performance.md, docs/decisions.md).
+about 33 us instead of the 84 to 103 of aiohttp's client (docs/performance.md,
+docs/decisions.md).
 
     Outcome
      ├── Delivered   2xx
