@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 from typing import Any
 
 from conftest import MakeRelay, MakeSink, signed
 
+from relay.web.app import GC_YOUNG_THRESHOLD
 from relay.web.state import STORE
 
 
@@ -90,3 +93,30 @@ async def test_retention_job_prunes_delivered_events_while_running(
         await asyncio.sleep(0.1)
     assert len(await store.dead_letters()) == 1
     assert await store.counts() == (0, 1)
+
+
+async def test_garbage_collector_is_set_for_serving_and_restored(
+        make_relay: MakeRelay, aiohttp_client: Any) -> None:
+    """While the app runs, what existed at start is frozen out of the collector's scans and
+    young collections come every GC_YOUNG_THRESHOLD objects; reference cycles made while
+    serving are still collected without anyone asking; stopping restores both."""
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    client = await make_relay("  []")
+    assert gc.get_freeze_count() > frozen
+    assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *threshold[1:])
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    cycle = Node()
+    gone = weakref.ref(cycle)
+    del cycle
+    assert gone() is not None  # only the cyclic collector frees it
+    kept = [[i] for i in range(GC_YOUNG_THRESHOLD + 100)]  # enough new objects for a collection
+    assert gone() is None
+    del kept
+    assert (await client.get("/healthz")).status == 200
+    await client.close()
+    assert gc.get_threshold() == threshold
+    assert gc.get_freeze_count() == frozen
