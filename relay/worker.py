@@ -83,6 +83,10 @@ class Worker:
         self.in_flight: dict[str, int] = defaultdict(int)
         #: claimed rows waiting for a slot, per destination (leased, so no claim takes them)
         self._waiting: dict[str, deque[ClaimedDelivery]] = defaultdict(deque)
+        #: ids of the rows waiting or in flight until their attempt is recorded: a claim
+        #: that returns one again (its lease rolled back with a failed group, or run out
+        #: while the attempt was being recorded) must not start it twice
+        self._held: set[int] = set()
         self._known: dict[str, Destination] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -138,7 +142,9 @@ class Worker:
         if not wants or self._stopping:
             return
         for delivery in await self.store.claim_due(wants, self.owner, now):
-            self._waiting[delivery.destination].append(delivery)
+            if delivery.id not in self._held:
+                self._held.add(delivery.id)
+                self._waiting[delivery.destination].append(delivery)
         for name in wants:
             self._start_waiting(name)
 
@@ -180,6 +186,8 @@ class Worker:
             self.health.observe(destination.name, delivery.webhook_id, record)
         except Exception:
             log.exception("delivery %s to %s failed to record", delivery.id, destination.name)
+        finally:
+            self._held.discard(delivery.id)
 
     def _release(self, destination: str) -> None:
         self.in_flight[destination] -= 1

@@ -107,3 +107,35 @@ async def test_a_push_waits_for_another_writer_without_stopping_the_loop(
     finally:
         other.close()
         await store.close()
+
+
+async def test_a_claim_is_answered_before_its_commit_and_never_takes_its_groups_push(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim's rows are this process's as soon as their lease is written: the claim is
+    answered while its group's COMMIT still waits. It runs first in its group, so a push
+    that joined the same group (not yet committed, not yet answered) is not among them."""
+    store = SqliteStore(tmp_path / "relay.db")
+    await store.open()
+    release = threading.Event()
+    finish = SqliteStore._finish
+
+    def slow_finish(self: SqliteStore, conn: sqlite3.Connection, fns: Any) -> Any:
+        release.wait(10)
+        return finish(self, conn, fns)
+
+    try:
+        first = await store.ingest(event(1))
+        monkeypatch.setattr(SqliteStore, "_finish", slow_finish)
+        now = time.time() + 1
+        pushed = asyncio.create_task(store.ingest(event(2)))
+        claiming = asyncio.create_task(store.claim_due({"svc": (10, now + 60)}, "w", now))
+        claimed = await asyncio.wait_for(claiming, timeout=5)
+        assert [d.event_id for d in claimed] == [first]
+        assert not pushed.done(), "the push was answered before its commit"
+        release.set()
+        second = await asyncio.wait_for(pushed, timeout=10)
+        assert [d.event_id for d in await store.claim_due(
+            {"svc": (10, now + 60)}, "w", now)] == [second]
+    finally:
+        release.set()
+        await store.close()

@@ -2,12 +2,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import sqlite3
 import time
 from typing import Any
 
+import pytest
 from conftest import Client, MakeRelay, MakeSink, signed, wait_settled
 from standardwebhooks import Webhook
 
+from relay.store import sqlite
+from relay.store.sqlite import SqliteStore
+from relay.store.sqlite_group import Op
 from relay.web.state import STORE
 
 SECRET = "whsec_" + base64.b64encode(b"a-32-byte-secret-for-the-tests!!").decode()
@@ -170,3 +176,43 @@ async def test_standard_webhooks_signature_verifies(
         assert "signature" in str(exc).lower()
     else:
         raise AssertionError("a tampered body verified")
+
+
+async def test_rows_whose_lease_was_rolled_back_are_not_sent_twice(
+        make_relay: MakeRelay, make_sink: MakeSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker sends a claim's rows before the claim's group commits; when that COMMIT
+    fails the leases are rolled back and the next claim returns the same rows, which the
+    worker already holds: each delivery still reaches the service once."""
+    state = {"claims_only": False, "armed": False, "failed": False}
+    commit_group, finish, claim = SqliteStore._commit_group, SqliteStore._finish, sqlite._claim
+
+    async def marked(self: SqliteStore, ops: list[Op]) -> list[Any]:
+        state["claims_only"] = all(op.ready is not None for op in ops)
+        return await commit_group(self, ops)
+
+    def claiming(*args: Any) -> Any:
+        rows = claim(*args)
+        if rows and state["claims_only"] and not state["failed"]:
+            state["armed"] = True  # this group's COMMIT fails
+        return rows
+
+    def boom(conn: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    def failing(self: SqliteStore, conn: sqlite3.Connection, fns: Any) -> Any:
+        if state["armed"]:
+            state["armed"], state["failed"] = False, True
+            return finish(self, conn, [*fns, boom])
+        return finish(self, conn, fns)
+
+    monkeypatch.setattr(SqliteStore, "_commit_group", marked)
+    monkeypatch.setattr(SqliteStore, "_finish", failing)
+    monkeypatch.setattr(sqlite, "_claim", claiming)
+    sink = await make_sink(delay=0.6)  # answers after the next claims
+    client = await make_relay(route_to(("s", sink.url)))
+    for n in range(3):
+        await accept(client, event(f"s{n}"))
+    await sink.wait_for(3)
+    await wait_settled(client)
+    assert state["failed"]
+    assert sorted(json.loads(r.body)["send_id"] for r in sink.received) == ["s0", "s1", "s2"]

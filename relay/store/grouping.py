@@ -37,12 +37,17 @@ class GroupedWriter(Generic[Op]):
 
     async def write(self, op: Op) -> Any:
         """The op's result, once the group it joined is committed."""
+        return await self.submit(op)
+
+    def submit(self, op: Op) -> asyncio.Future[Any]:
+        """Queue the op now (it joins the next group); its future is answered once that
+        group is committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((op, future))
         if self._flush_task is None:
             self._flush_task = loop.create_task(self._flush())
-        return await future
+        return future
 
     async def drain(self) -> None:
         """Wait until every queued write has been committed or failed."""

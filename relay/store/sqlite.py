@@ -13,6 +13,7 @@ PostgreSQL; its table layout is relay/store/schema.py's.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ from relay.store.sql import Statement, as_dicts, gauges_from, quarantine_listing
 from relay.store.sqlite_group import (
     BUSY_TIMEOUT_MS,
     Op,
+    answer_ready,
     begin_now,
     begin_waiting,
     rolled_back_on_failure,
@@ -46,6 +48,8 @@ from relay.store.sqlite_group import (
 )
 
 T = TypeVar("T")
+
+log = logging.getLogger("relay.store")
 
 
 class SqliteStore:
@@ -132,6 +136,16 @@ class SqliteStore:
         result: T = await self._writer.write(Op(fn, on_loop))
         return result
 
+    async def _write_early(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the loop's thread in the next grouped transaction; return as soon
+        as it has run, while its group goes on to COMMIT (``claim_due`` says when that is
+        right). A group that then fails is logged: what ``fn`` wrote is rolled back."""
+        ready: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        committed = self._writer.submit(Op(fn, on_loop=True, ready=ready))
+        committed.add_done_callback(_log_early_failure)
+        await asyncio.wait((ready, committed), return_when=asyncio.FIRST_COMPLETED)
+        return ready.result() if ready.done() else committed.result()
+
     async def _commit_group(self, ops: list[Op]) -> list[Any]:
         """One transaction for the group: its on-loop ops run here, then the store's thread
         runs the others and COMMIT (the fsync).
@@ -146,7 +160,9 @@ class SqliteStore:
             conn = self._connection()
             if not begin_now(conn):
                 await self._call(begin_waiting)
-            here = [i for i, op in enumerate(ops) if op.on_loop]
+            # Early ops (claims) first: they must not see the group's own uncommitted rows.
+            here = sorted((i for i, op in enumerate(ops) if op.on_loop),
+                          key=lambda i: ops[i].ready is None)
             results: list[Any] = [None] * len(ops)
             try:
                 with rolled_back_on_failure(conn):
@@ -155,6 +171,7 @@ class SqliteStore:
                 raise StoreUnavailable(f"sqlite: {exc}") from exc
             for i, result in zip(here, done_here, strict=True):
                 results[i] = result
+                answer_ready(ops[i], result)
             rest = [i for i, op in enumerate(ops) if not op.on_loop]
             done = await self._call(partial(self._finish, fns=[ops[i].fn for i in rest]))
             for i, result in zip(rest, done, strict=True):
@@ -265,7 +282,15 @@ class SqliteStore:
                 claimed += _claim(conn, destination, limit, owner, lease_until, now)
             return claimed
 
-        return await self._write(write, on_loop=True)
+        # The rows are sent as soon as their lease is written, not once it is committed:
+        # waiting for that COMMIT (a group's fsync) was most of what a claim took, and kept
+        # the worker from keeping up (docs/performance.md). Safe because this process alone
+        # writes the file (OwnerLock), so no other claim can see the rows meanwhile; a crash
+        # before the COMMIT loses only leases, which the next start voids anyway. Claims
+        # run first in their group, so they never take a delivery of an event whose push
+        # is not yet committed (and answered). If the COMMIT fails the lease is rolled
+        # back, and the worker skips rows it already holds when a later claim returns them.
+        return await self._write_early(write)
 
     async def record(self, records: list[AttemptRecord]) -> None:
         def write(conn: sqlite3.Connection) -> None:
@@ -324,6 +349,13 @@ class SqliteStore:
         await self._write(lambda conn: _execute(
             conn, q.RESOLVE_QUARANTINE, state=QuarantineState.REPLAYED, event_id=event_id,
             note=note, id=qid))
+
+
+def _log_early_failure(committed: asyncio.Future[Any]) -> None:
+    if committed.cancelled() or committed.exception() is None:
+        return
+    log.warning("a claim's group failed to commit; its leases are rolled back and the worker "
+                "keeps the rows it took: %s", committed.exception())
 
 
 def _execute(conn: sqlite3.Connection, statement: Statement, source: object = None, /,

@@ -3,6 +3,7 @@ never makes the event loop wait for another process's write lock (relay/store/sq
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -15,10 +16,25 @@ BUSY_TIMEOUT_MS = 5000
 
 
 class Op(NamedTuple):
-    """A write of the group: ``fn`` on the connection, on the loop's thread or the store's."""
+    """A write of the group: ``fn`` on the connection, on the loop's thread or the store's.
+
+    ``ready``, for an on-loop op, is answered with its result as soon as the group's
+    statements have run, before the COMMIT; such ops run first in their group, so they see
+    only what earlier groups committed (``SqliteStore.claim_due`` says why)."""
 
     fn: Callable[[sqlite3.Connection], Any]
     on_loop: bool
+    ready: asyncio.Future[Any] | None = None
+
+
+def answer_ready(op: Op, result: Any) -> None:
+    """An early op's result (or its own fault) to whoever awaits ``op.ready``."""
+    if op.ready is None or op.ready.done():
+        return
+    if isinstance(result, BaseException):
+        op.ready.set_exception(result)
+    else:
+        op.ready.set_result(result)
 
 
 #: An op's own fault (a value SQLite cannot take): it fails alone.
