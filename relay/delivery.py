@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -93,9 +94,26 @@ def standard_webhook_signature(secret: str, msg_id: str, timestamp: int, body: b
 
 def unsigned_body(fields: str) -> bytes:
     """The event's JSON without SUBMAIL's token and signature, which would let any service
-    that sees it push as SUBMAIL (SPEC 16)."""
+    that sees it push as SUBMAIL (SPEC 16).
+
+    Every destination of an event is sent the same body, so the last few are remembered
+    (parsing and encoding again was an eighth of a delivery's time on the event loop);
+    only small ones, so that what is kept stays under about 5 MiB."""
+    if len(fields) > CACHED_FIELDS_MAX:
+        return _unsigned_body(fields)
+    return _unsigned_body_cached(fields)
+
+
+#: Longest fields JSON (characters) whose unsigned body is remembered.
+CACHED_FIELDS_MAX = 4096
+
+
+def _unsigned_body(fields: str) -> bytes:
     event = {k: v for k, v in json.loads(fields).items() if k not in SIGNING_FIELDS}
     return compact_json(event).encode("utf-8")
+
+
+_unsigned_body_cached = functools.lru_cache(maxsize=256)(_unsigned_body)
 
 
 def build_request(

@@ -3,8 +3,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 
-from relay.delivery import build_request, classify, standard_webhook_signature
+from relay.delivery import (
+    CACHED_FIELDS_MAX,
+    build_request,
+    classify,
+    standard_webhook_signature,
+    unsigned_body,
+)
 from relay.routing import Destination
 from relay.store import ClaimedDelivery
 
@@ -37,3 +44,19 @@ def test_headers_of_an_attempt() -> None:
                        "webhook-id": "msg_x", "webhook-timestamp": "1700000000",
                        "X-Subhook-Product": "sms", "X-Subhook-Event": "delivered",
                        "X-Relay-Attempt": "3"}
+
+
+def test_forwarded_body_leaves_out_the_signature_whatever_its_size() -> None:
+    """The body sent to a service is the event without SUBMAIL's token and signature, for
+    an event small enough to be remembered across its destinations and for one that is
+    not; two events never share a body."""
+    def fields(content: str) -> str:
+        return json.dumps({"events": "mo", "token": "t" * 32, "content": content,
+                           "signature": "s" * 32}, ensure_ascii=False, separators=(",", ":"))
+
+    for content in ("短信", "x" * CACHED_FIELDS_MAX):
+        for _ in range(2):  # computed, then remembered (or not)
+            assert json.loads(unsigned_body(fields(content))) == {"events": "mo",
+                                                                  "content": content}
+    assert unsigned_body(fields("a")) != unsigned_body(fields("b"))
+    assert unsigned_body(fields("短信")).decode("utf-8") == '{"events":"mo","content":"短信"}'
