@@ -189,7 +189,7 @@ async def _collector(app: web.Application) -> AsyncIterator[None]:
     started: what exists then (modules, compiled schemas, the config) is frozen out of its
     scans, and it runs after ``GC_YOUNG_THRESHOLD`` new objects instead of 700. Each push
     makes a few dozen objects that their references free at once; at 700, collections
-    cost about 9 us per push with fan-out 2 and a full one held the loop 16 to 21 ms
+    cost about 14 us per push with fan-out 2 and full ones held the loop 18 to 53 ms
     (docs/performance.md). Restored when the app stops."""
     before = gc.get_threshold()
     gc.collect()
