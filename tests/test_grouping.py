@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from relay.store import NewEvent, StoreUnavailable, sqlite_group
+from relay.store import NewEvent, StoreUnavailable, sqlite, sqlite_group
 from relay.store.grouping import GroupedWriter
 from relay.store.sqlite import SqliteStore
 
@@ -138,4 +138,43 @@ async def test_a_claim_is_answered_before_its_commit_and_never_takes_its_groups_
             {"svc": (10, now + 60)}, "w", now)] == [second]
     finally:
         release.set()
+        await store.close()
+
+
+async def test_only_a_claim_answered_before_its_group_failed_is_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A claim whose own statements fail raises to the worker and nothing else is said; a
+    claim already answered with its rows when its group's COMMIT fails is logged, since
+    its caller cannot know that those leases were rolled back."""
+    store = SqliteStore(tmp_path / "relay.db")
+    await store.open()
+    claim, finish = sqlite._claim, SqliteStore._finish
+    now = time.time() + 1
+    wants = {"svc": (10, now + 60)}
+
+    def broken(*args: Any) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    def failing(self: SqliteStore, conn: sqlite3.Connection, fns: Any) -> Any:
+        return finish(self, conn, [*fns, broken])
+
+    try:
+        first = await store.ingest(event(1))
+        monkeypatch.setattr(sqlite, "_claim", broken)
+        with caplog.at_level("WARNING", logger="relay.store"):
+            with pytest.raises(StoreUnavailable, match="disk I/O error"):
+                await store.claim_due(wants, "w", now)
+            await store._writer.drain()  # the group and its callbacks are done
+            assert "claim's group failed" not in caplog.text
+
+            monkeypatch.setattr(sqlite, "_claim", claim)
+            monkeypatch.setattr(SqliteStore, "_finish", failing)
+            assert [d.event_id for d in await store.claim_due(wants, "w", now)] == [first]
+            await store._writer.drain()  # the group and its callbacks are done
+        assert caplog.text.count("claim's group failed to commit") == 1, caplog.text
+        monkeypatch.setattr(SqliteStore, "_finish", finish)
+        # the lease was rolled back: the row is due again
+        assert [d.event_id for d in await store.claim_due(wants, "w", now)] == [first]
+    finally:
         await store.close()

@@ -142,7 +142,7 @@ class SqliteStore:
         right). A group that then fails is logged: what ``fn`` wrote is rolled back."""
         ready: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         committed = self._writer.submit(Op(fn, on_loop=True, ready=ready))
-        committed.add_done_callback(_log_early_failure)
+        committed.add_done_callback(partial(_log_early_failure, ready))
         await asyncio.wait((ready, committed), return_when=asyncio.FIRST_COMPLETED)
         return ready.result() if ready.done() else committed.result()
 
@@ -351,11 +351,17 @@ class SqliteStore:
             note=note, id=qid))
 
 
-def _log_early_failure(committed: asyncio.Future[Any]) -> None:
-    if committed.cancelled() or committed.exception() is None:
+def _log_early_failure(ready: asyncio.Future[Any], committed: asyncio.Future[Any]) -> None:
+    """Say when a claim already answered with its rows is then rolled back with its group;
+    a claim that failed itself, or whose group failed before it ran, raised to its caller."""
+    if committed.cancelled():
+        return
+    failure = committed.exception()  # retrieved whatever follows, so asyncio never warns
+    if failure is None or not ready.done() or ready.cancelled() \
+            or ready.exception() is not None:
         return
     log.warning("a claim's group failed to commit; its leases are rolled back and the worker "
-                "keeps the rows it took: %s", committed.exception())
+                "keeps the rows it took: %s", failure)
 
 
 def _execute(conn: sqlite3.Connection, statement: Statement, source: object = None, /,
