@@ -20,7 +20,8 @@ from relay import constants as c
 class RetryPolicy:
     """A destination's (or the global) retry settings."""
 
-    max_attempts: int = c.DEFAULT_MAX_ATTEMPTS
+    #: None: no limit, ``max_age`` alone ends retries
+    max_attempts: int | None = c.DEFAULT_MAX_ATTEMPTS
     initial_delay: float = c.DEFAULT_INITIAL_DELAY_S
     max_delay: float = c.DEFAULT_MAX_DELAY_S
     max_age: float = c.DEFAULT_MAX_AGE_S
@@ -59,7 +60,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 def next_attempt(
     *,
     attempt: int,
-    max_attempts: int,
+    max_attempts: int | None,
     initial_delay: float,
     max_delay: float,
     now: float,
@@ -68,7 +69,7 @@ def next_attempt(
     rand: Callable[[], float] = random.random,
 ) -> Decision:
     """After the ``attempt``-th failure (retryable), retry when, or give up and why."""
-    if attempt >= max_attempts:
+    if max_attempts is not None and attempt >= max_attempts:
         return Decision(False, 0.0, f"gave up after {attempt} attempts (max_attempts)")
     delay = rand() * exponential_cap(attempt, initial_delay, max_delay)
     if retry_after is not None:

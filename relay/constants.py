@@ -40,10 +40,23 @@ DEFAULT_LISTEN = "0.0.0.0:8080"
 DEFAULT_STORE = "sqlite:///relay.db"
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_IN_FLIGHT = 16
-DEFAULT_MAX_ATTEMPTS = 10
+#: None: ``max_age`` alone ends a retryable delivery (SPEC 17): a service down for a day
+#: costs a backlog, not dead letters.
+DEFAULT_MAX_ATTEMPTS: int | None = None
 DEFAULT_INITIAL_DELAY_S = 1.0
 DEFAULT_MAX_DELAY_S = 600.0
 DEFAULT_MAX_AGE_S = 48 * 3600.0
+#: The circuit breaker (SPEC 17): open after this many consecutive retryable failures,
+#: then one held delivery is tried every ``probe`` seconds.
+DEFAULT_BREAKER_AFTER = 10
+DEFAULT_BREAKER_PROBE_S = 30.0
+#: How often a running relay reads the pauses an operator set from another process, and
+#: the instances sharing a rate (SPEC 17: a pause is obeyed within 3 s).
+CONTROL_POLL_S = 1.0
+#: What an ``alerts:`` entry may be sent (SPEC 17); every one unless ``kinds`` names some.
+ALERT_KINDS = ("destination.open", "destination.closed", "destination.paused",
+               "destination.resumed", "dead_letter")
+DEFAULT_ALERT_TIMEOUT_S = 5.0
 #: SUBMAIL re-pushes for more than a day; a token must be remembered at least that long.
 DEFAULT_REPLAY_PAST_S = 72 * 3600.0
 DEFAULT_REPLAY_FUTURE_S = 300.0

@@ -220,13 +220,16 @@ async def send(
     attempt: int,
 ) -> Outcome:
     """POST one delivery and classify what happened. Never raises for network trouble."""
-    body, headers = build_request(delivery, destination, attempt, time.time())
     started = time.monotonic()
 
     def elapsed() -> float:
         return (time.monotonic() - started) * 1000
 
     try:
+        # binascii.Error (a secret that is not base64) is a ValueError too: the config
+        # refuses such a secret, and a delivery that cannot be built is recorded as a
+        # permanent failure with its reason, never left pending without an attempt.
+        body, headers = build_request(delivery, destination, attempt, time.time())
         request = (client.post(destination.url).headers(headers).body_bytes(body)
                    .timeout(timedelta(seconds=destination.timeout))
                    # the answer is entered on its first bytes, not once 64 KiB have arrived

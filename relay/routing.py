@@ -21,6 +21,7 @@ from functools import lru_cache
 
 from relay import constants as c
 from relay.backoff import RetryPolicy
+from relay.breaker import BreakerPolicy
 from relay.products import canonical_event
 
 
@@ -57,6 +58,11 @@ class Destination:
     headers: tuple[tuple[str, str], ...] = ()
     max_in_flight: int = c.DEFAULT_MAX_IN_FLIGHT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    #: deliveries started per second at most (``rate: 50/s``); None: no limit
+    rate: float | None = None
+    #: ``send_id``: one message's deliveries one at a time, in the order accepted
+    order: str | None = None
 
 
 @dataclass(frozen=True)

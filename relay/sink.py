@@ -7,13 +7,11 @@ verifies; a request that does not verify is answered 401. Every printed value is
 
 from __future__ import annotations
 
-import binascii
 import errno
 import hmac
 import re
 import sys
 import time
-from base64 import b64decode
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TextIO
@@ -24,6 +22,7 @@ from relay import delivery as wire
 from relay.errors import PushRejected
 from relay.products import PRODUCTS
 from relay.pushes import read_push
+from relay.whsec import secret_problem
 
 DEFAULT_LISTEN = "127.0.0.1:9001"
 TOLERANCE = 300  # seconds either side of now, as the Standard Webhooks libraries allow
@@ -37,17 +36,6 @@ def show(value: object) -> str:
     if len(text) > SHOWN:
         text = text[:SHOWN] + "…"
     return text if text.isprintable() and _PLAIN.fullmatch(text) else repr(text)
-
-
-def secret_problem(secret: str) -> str | None:
-    """Why ``secret`` is not a usable ``whsec_<base64>`` secret, or None."""
-    if not secret.startswith("whsec_"):
-        return "the secret must start with whsec_ (the destination's `secret`)"
-    try:
-        key = b64decode(secret.removeprefix("whsec_"), validate=True)
-    except (binascii.Error, ValueError):
-        return "the secret after whsec_ must be base64"
-    return None if key else "the secret after whsec_ is empty"
 
 
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float) -> str | None:
@@ -83,7 +71,7 @@ def _signature_problem(secret: str, msg_id: str, stamp: int, body: bytes,
 def create_sink_app(secret: str | None, out: TextIO) -> web.Application:
     """An app answering POST on any path: one line to ``out`` per request, then 200 or 401."""
     if secret is not None and (problem := secret_problem(secret)):
-        raise ValueError(problem)
+        raise ValueError(f"the secret {problem}")
 
     async def receive(request: web.Request) -> web.Response:
         body, headers = await request.read(), request.headers

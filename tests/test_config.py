@@ -21,9 +21,12 @@ routes:
     destinations:
       - name: orders
         url: http://127.0.0.1:9000/hook
-        secret: "${SECRET:-whsec_abc}"
+        secret: "${SECRET:-whsec_YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFh}"
         timeout: 250ms
 """
+
+
+OTHER_SECRET = "whsec_" + "Y" * 32
 
 
 def problems_of(text: str, env: dict[str, str] | None = None) -> list[str]:
@@ -60,10 +63,10 @@ def test_expansion_and_defaults() -> None:
     settings = parse_config(MINIMAL.replace("old-key", "price$$5"), {"SMS_KEY": "k1"})
     assert settings.subhooks[0].keys == ("k1", "price$5")
     dest = settings.routes[0].destinations[0]
-    assert dest.secret == "whsec_abc"
+    assert dest.secret == "whsec_YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFh"
     assert dest.timeout == 0.25
-    assert parse_config(MINIMAL, {"SMS_KEY": "k", "SECRET": "whsec_x"}).routes[0] \
-        .destinations[0].secret == "whsec_x"
+    assert parse_config(MINIMAL, {"SMS_KEY": "k", "SECRET": OTHER_SECRET}).routes[0] \
+        .destinations[0].secret == OTHER_SECRET
 
 
 def test_expansion_cannot_change_structure() -> None:
@@ -132,7 +135,7 @@ def test_secrets_do_not_show_in_repr() -> None:
     """Keys, secrets and the admin token are kept out of reprs (and so out of logs)."""
     settings = parse_config(MINIMAL + "admin: {token: hunter2}\n", {"SMS_KEY": "sekrit-key"})
     shown = repr(settings)
-    for secret in ("sekrit-key", "old-key", "whsec_abc", "hunter2"):
+    for secret in ("sekrit-key", "old-key", "whsec_YWFhYWFh", "hunter2"):
         assert secret not in shown
 
 

@@ -24,6 +24,7 @@ from conftest import ROOT, fresh_postgres_db
 
 from relay.signature import token_key
 from relay.store import ClaimedDelivery, DeliveryState, QuarantinedPush, Store, lookup, open_store
+from relay.store import destinations as destination_store
 from relay.store import messages as message_store
 from relay.store import queries as q
 from relay.store.base import QuarantineState
@@ -324,6 +325,7 @@ async def test_an_old_postgres_store_is_brought_to_the_layout_with_its_rows(
 
 STATEMENTS = {
     **q.STATEMENTS, **MIGRATION_STATEMENTS, **lookup.STATEMENTS, **message_store.STATEMENTS,
+    **destination_store.STATEMENTS,
     # event listings: no filter; every filter (dead, so deliveries_dead serves it); a page
     "LIST_ALL": lookup.listing(lookup.EventFilter(), paged=False),
     "LIST_EVERY_FILTER": lookup.listing(lookup.EventFilter(
@@ -370,7 +372,7 @@ def test_no_statement_is_written_twice() -> None:
 
 
 SQL_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|WITH)\s")
-SQL_HOMES = {"queries.py", "lookup.py", "messages.py", "schema.py", "migrations.py",
+SQL_HOMES = {"queries.py", "lookup.py", "messages.py", "destinations.py", "schema.py", "migrations.py",
              "legacy.py"}
 
 

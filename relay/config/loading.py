@@ -18,7 +18,8 @@ import yarl
 
 from relay import constants as c
 from relay.backoff import RetryPolicy
-from relay.config.settings import AdminToken, Limits, Role, Settings, Subhook
+from relay.breaker import BreakerPolicy
+from relay.config.settings import AdminToken, AlertTarget, Limits, Role, Settings, Subhook
 from relay.config.validation import config_validator, schema_message
 from relay.config.yamltools import (
     MAX_CONFIG_BYTES,
@@ -31,8 +32,10 @@ from relay.config.yamltools import (
 )
 from relay.delivery import url_problem
 from relay.errors import ConfigError
+from relay.pacing import parse_rate
 from relay.redact import redact_text, redact_url
 from relay.routing import Destination, Match, Route
+from relay.whsec import secret_problem
 
 
 def _matcher(value: Any) -> tuple[Any, ...] | None:
@@ -86,7 +89,7 @@ class _Builder:
         if not raw:
             return base
         policy = RetryPolicy(
-            max_attempts=int(raw.get("max_attempts", base.max_attempts)),
+            max_attempts=raw.get("max_attempts", base.max_attempts),
             initial_delay=self.duration(raw, "initial_delay", path, base.initial_delay),
             max_delay=self.duration(raw, "max_delay", path, base.max_delay),
             max_age=self.duration(raw, "max_age", path, base.max_age),
@@ -95,30 +98,73 @@ class _Builder:
             self.problems.add((*path, "max_delay"), "must not be less than initial_delay")
         return policy
 
-    def destination(self, raw: Mapping[str, Any], path: KeyPath, retry: RetryPolicy) -> Destination:
-        shown = redact_url(raw["url"])
-        try:
-            if not yarl.URL(raw["url"]).host:
-                self.problems.add((*path, "url"), f"{shown!r} has no host")
-            elif (problem := url_problem(raw["url"])) is not None:
-                # yarl reads more than the delivery client sends to (``http://a|b.com/``)
-                raise ValueError(problem)
-        except ValueError as exc:
-            self.problems.add((*path, "url"), f"{shown!r} is not a valid URL: "
-                              f"{redact_text(str(exc), raw['url'])}")
+    def destination(self, raw: Mapping[str, Any], path: KeyPath, retry: RetryPolicy,
+                    breaker: BreakerPolicy) -> Destination:
+        self.url(raw["url"], path)
         return Destination(
             name=raw["name"],
             url=raw["url"],
-            secret=raw.get("secret") or None,
+            secret=self.secret(raw, path),
             timeout=self.duration(raw, "timeout", path, c.DEFAULT_TIMEOUT_S),
             format=raw.get("format", "json"),
             include_signature=raw.get("include_signature", False),
             headers=tuple(sorted((raw.get("headers") or {}).items())),
             max_in_flight=raw.get("max_in_flight", c.DEFAULT_MAX_IN_FLIGHT),
             retry=self.retry(raw.get("retry"), (*path, "retry"), retry),
+            breaker=self.breaker(raw.get("breaker", ...), (*path, "breaker"), breaker),
+            rate=self.rate(raw, path),
+            order=raw.get("order"),
         )
 
-    def routes(self, raw: list[dict[str, Any]], retry: RetryPolicy) -> tuple[Route, ...]:
+    def url(self, url: str, path: KeyPath) -> None:
+        shown = redact_url(url)
+        try:
+            if not yarl.URL(url).host:
+                self.problems.add((*path, "url"), f"{shown!r} has no host")
+            elif (problem := url_problem(url)) is not None:
+                # yarl reads more than the delivery client sends to (``http://a|b.com/``)
+                raise ValueError(problem)
+        except ValueError as exc:
+            self.problems.add((*path, "url"), f"{shown!r} is not a valid URL: "
+                              f"{redact_text(str(exc), url)}")
+
+    def breaker(self, raw: Any, path: KeyPath, base: BreakerPolicy) -> BreakerPolicy:
+        if raw is ...:
+            return base
+        if raw in ("off", False):
+            return BreakerPolicy(after=None, probe=base.probe)
+        return BreakerPolicy(after=raw.get("after", c.DEFAULT_BREAKER_AFTER),
+                             probe=self.duration(raw, "probe", path, c.DEFAULT_BREAKER_PROBE_S))
+
+    def rate(self, raw: Mapping[str, Any], path: KeyPath) -> float | None:
+        if raw.get("rate") is None:
+            return None
+        try:
+            return parse_rate(raw["rate"])
+        except ValueError as exc:
+            self.problems.add((*path, "rate"), str(exc))
+            return None
+
+    def alerts(self, raw: list[dict[str, Any]]) -> tuple[AlertTarget, ...]:
+        targets = []
+        for index, item in enumerate(raw):
+            path: KeyPath = ("alerts", index)
+            self.url(item["url"], path)
+            targets.append(AlertTarget(
+                name=item["name"], url=item["url"], format=item.get("format", "json"),
+                secret=self.secret(item, path),
+                kinds=frozenset(item.get("kinds") or c.ALERT_KINDS),
+                timeout=self.duration(item, "timeout", path, c.DEFAULT_ALERT_TIMEOUT_S)))
+        return tuple(targets)
+
+    def secret(self, raw: Mapping[str, Any], path: KeyPath) -> str | None:
+        secret = raw.get("secret") or None
+        if secret is not None and (problem := secret_problem(secret)) is not None:
+            self.problems.add((*path, "secret"), problem)
+        return secret
+
+    def routes(self, raw: list[dict[str, Any]], retry: RetryPolicy,
+               breaker: BreakerPolicy) -> tuple[Route, ...]:
         routes: list[Route] = []
         by_name: dict[str, Destination] = {}
         route_names: set[str] = set()
@@ -136,7 +182,7 @@ class _Builder:
             destinations = []
             for d_index, d_raw in enumerate(item["destinations"]):
                 d_path: KeyPath = (*path, "destinations", d_index)
-                dest = self.destination(d_raw, d_path, retry)
+                dest = self.destination(d_raw, d_path, retry, breaker)
                 known = by_name.setdefault(dest.name, dest)
                 if known != dest:
                     self.problems.add(
@@ -243,6 +289,7 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
     host, port = _address(builder, "listen", data.get("listen", c.DEFAULT_LISTEN))
     admin_listen = data.get("admin_listen")
     retry = builder.retry(data.get("retry"), ("retry",), RetryPolicy())
+    breaker = builder.breaker(data.get("breaker", ...), ("breaker",), BreakerPolicy())
     window = data.get("replay_window") or {}
     tls = data.get("tls") or {}
     log = data.get("log") or {}
@@ -250,7 +297,7 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
     builder.cidrs(tuple(data.get("trusted_proxies", ())), ("trusted_proxies",))
     return Settings(
         subhooks=builder.subhooks(data["subhooks"]),
-        routes=builder.routes(data["routes"], retry),
+        routes=builder.routes(data["routes"], retry, breaker),
         listen_host=host,
         listen_port=port,
         admin_listen=None if admin_listen is None else _address(builder, "admin_listen",
@@ -258,6 +305,8 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
         store=data.get("store", c.DEFAULT_STORE),
         schemas_dir=_resolve(base_dir, data.get("schemas_dir")),
         retry=retry,
+        breaker=breaker,
+        alerts=builder.alerts(data.get("alerts") or []),
         replay_past=builder.duration(window, "past", ("replay_window",), c.DEFAULT_REPLAY_PAST_S),
         replay_future=builder.duration(
             window, "future", ("replay_window",), c.DEFAULT_REPLAY_FUTURE_S

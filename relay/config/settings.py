@@ -8,6 +8,7 @@ from pathlib import Path
 
 from relay import constants as c
 from relay.backoff import RetryPolicy
+from relay.breaker import BreakerPolicy
 from relay.routing import Destination, Route
 
 
@@ -35,6 +36,19 @@ class Limits:
     idle_timeout: float = 15.0
     #: bytes of bodies being read (not yet verified) held at once; more: 503 at once
     max_buffered: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AlertTarget:
+    """One ``alerts:`` entry: where notifications of a destination's bad day go."""
+
+    name: str
+    url: str
+    #: json (signed like a delivery when ``secret`` is set), slack, dingtalk, wecom, feishu
+    format: str = "json"
+    secret: str | None = field(default=None, repr=False)
+    kinds: frozenset[str] = frozenset(c.ALERT_KINDS)
+    timeout: float = c.DEFAULT_ALERT_TIMEOUT_S
 
 
 class Role(StrEnum):
@@ -66,6 +80,9 @@ class Settings:
     store: str = c.DEFAULT_STORE
     schemas_dir: Path | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: the global ``breaker:``; each destination carries its own (this one unless overridden)
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    alerts: tuple[AlertTarget, ...] = ()
     replay_past: float = c.DEFAULT_REPLAY_PAST_S
     replay_future: float = c.DEFAULT_REPLAY_FUTURE_S
     limits: Limits = Limits()

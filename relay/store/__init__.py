@@ -16,6 +16,7 @@ from relay.store.base import (
     Store,
     StoreInUse,
     StoreUnavailable,
+    Want,
 )
 from relay.store.sqlite import SqliteStore
 
@@ -30,6 +31,7 @@ __all__ = [
     "Store",
     "StoreInUse",
     "StoreUnavailable",
+    "Want",
     "open_store",
     "sqlite_path",
 ]

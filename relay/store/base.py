@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from relay.errors import RelayError
 
@@ -100,6 +100,17 @@ class ClaimedDelivery:
     replays: int = 0
 
 
+class Want(NamedTuple):
+    """What a claim asks of one destination: up to ``limit`` rows, leased until
+    ``lease_until``; ``ordered``: ``order: send_id`` (a message's deliveries one at a time);
+    ``probe``: the oldest accepted pending row, due or not (an open breaker's probe)."""
+
+    limit: int
+    lease_until: float
+    ordered: bool = False
+    probe: bool = False
+
+
 @dataclass(frozen=True)
 class AttemptRecord:
     """The outcome of one attempt; ``state`` is the delivery's new state."""
@@ -144,10 +155,10 @@ class Store(Protocol):
     async def claim(
         self, destination: str, limit: int, owner: str, lease_until: float, now: float
     ) -> list[ClaimedDelivery]: ...
-    async def claim_due(self, wants: Mapping[str, tuple[int, float]], owner: str,
+    async def claim_due(self, wants: Mapping[str, Want | tuple[int, float]], owner: str,
                         now: float) -> list[ClaimedDelivery]:
-        """Claim, in one transaction, up to ``limit`` due deliveries of each destination in
-        ``wants`` (``{destination: (limit, lease_until)}``)."""
+        """Claim, in one transaction, what each destination in ``wants`` asks for
+        (``{destination: Want(limit, lease_until, ...)}``)."""
     async def record(self, records: list[AttemptRecord]) -> None: ...
     async def release(self, owner: str) -> int: ...
     async def pending_destinations(self, now: float) -> list[str]: ...

@@ -23,6 +23,9 @@ and ``attempts.answer`` (the start of the service's answer).
 7 (messages, SPEC 14): ``messages``, one row per (product, send_id) derived from its events
 by relay/store/messages.py (each state's earliest SUBMAIL time, the highest state reached,
 why it failed), and ``message_cursor``, the last event id applied.
+
+8 (a destination's bad day, SPEC 17): ``destinations``, one row per destination an operator
+paused or whose breaker state a worker reported (relay/store/destinations.py).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
                                      | asyncpg.Connection[asyncpg.Record])
 
 #: The newest version.
-LATEST = 7
+LATEST = 8
 #: The version schema.py's layout is.
 LAYOUT_VERSION = 5
 
@@ -92,6 +95,11 @@ AFTER_LAYOUT: list[dict[Dialect, list[str]]] = [
         "CREATE INDEX messages_updated ON messages (updated_at)",
         "CREATE TABLE message_cursor (name TEXT PRIMARY KEY, last_id {ref} NOT NULL)",
         "INSERT INTO message_cursor (name, last_id) VALUES ('messages', 0)",
+    )] for dialect in Dialect},
+    {dialect: [render(text, dialect) for text in (
+        "CREATE TABLE destinations (name TEXT PRIMARY KEY,"
+        " state TEXT NOT NULL DEFAULT 'healthy', state_at {real}, last_error TEXT,"
+        " paused_at {real}, paused_by TEXT, reason TEXT)",
     )] for dialect in Dialect},
 ]
 assert LAYOUT_VERSION + len(AFTER_LAYOUT) == LATEST

@@ -43,6 +43,7 @@ from relay.store.base import (
     QuarantinedPush,
     QuarantineState,
     StoreUnavailable,
+    Want,
 )
 from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_postgres
@@ -266,7 +267,7 @@ class PostgresStore:
     ) -> list[ClaimedDelivery]:
         return await self.claim_due({destination: (limit, lease_until)}, owner, now)
 
-    async def claim_due(self, wants: Mapping[str, tuple[int, float]], owner: str,
+    async def claim_due(self, wants: Mapping[str, Want | tuple[int, float]], owner: str,
                         now: float) -> list[ClaimedDelivery]:
         # A lease must never commit without a fresh beat of its owner, or another instance
         # could take it for a dead one's at once: a new owner, or one whose last beat may
@@ -280,10 +281,13 @@ class PostgresStore:
             if beat is not None:
                 await _beat(conn, beat)
             claimed: list[ClaimedDelivery] = []
-            for destination, (limit, lease_until) in wants.items():
-                rows = await _fetch(conn, q.CLAIM, destination=destination, now=now,
-                                    limit=limit, owner=owner, lease_until=lease_until,
-                                    dead_after=self.dead_after)
+            for destination, raw in wants.items():
+                want = Want(*raw)
+                claim = q.CLAIM_OLDEST if want.probe else \
+                    q.CLAIM_ORDERED if want.ordered else q.CLAIM
+                rows = await _fetch(conn, claim, destination=destination, now=now,
+                                    limit=want.limit, owner=owner,
+                                    lease_until=want.lease_until, dead_after=self.dead_after)
                 rows = sorted(rows, key=lambda r: (r["next_attempt_at"], r["id"]))
                 claimed += records(ClaimedDelivery, rows)
             return claimed

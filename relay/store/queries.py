@@ -79,13 +79,40 @@ RETURNING id
 _CLAIMED_COLUMNS = """d.id, d.event_id, d.destination, d.attempt, d.expires_at, e.webhook_id,
        e.product, e.event, e.fields, e.body, e.content_type, d.next_attempt_at, d.replays"""
 
+#: What a claim takes for a destination: due rows (``next_attempt_at`` passed), oldest due
+#: first; with ``order: send_id`` only those of which no earlier event of the same
+#: (product, send_id) still has a pending delivery there; as a breaker's probe, the oldest
+#: accepted pending row, due or not (SPEC 17).
+_ORDERED = """
+  AND (e.send_id IS NULL OR NOT EXISTS (
+      SELECT 1 FROM events pe JOIN deliveries p ON p.event_id = pe.id
+      WHERE pe.send_id = e.send_id AND pe.product = e.product AND pe.id < e.id
+        AND p.destination = d.destination AND p.state = {pending}))"""
+_DUE = "AND d.next_attempt_at <= :now"
+_FREE = "(d.lease_until IS NULL OR d.lease_until < :now)"
+
+
+def _due(which: str, free: str) -> str:
+    """The WHERE and ORDER BY of a claim of kind ``which`` (due, ordered, oldest)."""
+    return (f"WHERE d.state = {{pending}} AND d.destination = :destination "
+            f"{'' if which == 'oldest' else _DUE} AND {free}"
+            f"{_ORDERED if which == 'ordered' else ''}\n"
+            f"ORDER BY {'d.event_id' if which == 'oldest' else 'd.next_attempt_at'}")
+
+
 #: A due row is free when it is not leased or its lease ran out (by the caller's time).
-DUE = Statement("""
-SELECT id FROM deliveries
-WHERE state = {pending} AND destination = :destination AND next_attempt_at <= :now
-  AND (lease_until IS NULL OR lease_until < :now)
-ORDER BY next_attempt_at LIMIT :limit
-""", only=Dialect.SQLITE)
+DUE = Statement(f"""
+SELECT d.id FROM deliveries d
+{_due("due", _FREE)} LIMIT :limit
+""", only=Dialect.SQLITE)  # noqa: S608 (constant text)
+DUE_ORDERED = Statement(f"""
+SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id
+{_due("ordered", _FREE)} LIMIT :limit
+""", only=Dialect.SQLITE)  # noqa: S608 (constant text)
+DUE_OLDEST = Statement(f"""
+SELECT d.id FROM deliveries d
+{_due("oldest", _FREE)} LIMIT :limit
+""", only=Dialect.SQLITE)  # noqa: S608 (constant text)
 
 LEASE = Statement("""
 UPDATE deliveries SET lease_owner = :owner, lease_until = :lease_until WHERE id IN (:ids)
@@ -109,22 +136,30 @@ WHERE state = {pending} AND next_attempt_at <= :now
 #: uncorrelated subquery, hashed once per statement, so the claim still walks the partial
 #: index ``deliveries_due`` rather than the table. (NOT IN is safe: ``owner`` is never NULL,
 #: and a NULL lease_owner comes with a NULL lease_until.)
-CLAIM = Statement(f"""
+_FREE_ALIVE = """(d.lease_until IS NULL OR d.lease_until < :now
+           OR d.lease_owner NOT IN (
+               SELECT owner FROM instances WHERE heartbeat_at >= {db_now} - :dead_after))"""
+
+
+def _claim(which: str) -> Statement:
+    join = "JOIN events e ON e.id = d.event_id" if which == "ordered" else ""
+    return Statement(f"""
 WITH due AS (
-    SELECT id FROM deliveries
-    WHERE state = {{pending}} AND destination = :destination AND next_attempt_at <= :now
-      AND (lease_until IS NULL OR lease_until < :now
-           OR lease_owner NOT IN (
-               SELECT owner FROM instances WHERE heartbeat_at >= {{db_now}} - :dead_after))
-    ORDER BY next_attempt_at
+    SELECT d.id FROM deliveries d {join}
+    {_due(which, _FREE_ALIVE)}
     LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries d SET lease_owner = :owner, lease_until = :lease_until
 FROM due, events e
 WHERE d.id = due.id AND e.id = d.event_id
 RETURNING {_CLAIMED_COLUMNS}
-""", only=Dialect.POSTGRES)  # noqa: S608 (a constant column list)
+""", only=Dialect.POSTGRES)  # noqa: S608 (constant text)
+
+
+CLAIM = _claim("due")
+CLAIM_ORDERED = _claim("ordered")
+CLAIM_OLDEST = _claim("oldest")
 
 #: Destinations with a due row free to claim (as in CLAIM).
 PENDING_DESTINATIONS_ALIVE = Statement("""

@@ -49,6 +49,8 @@ DIALECTS: Mapping[Dialect, Mapping[str, str]] = {
         "real": "REAL",
         "blob": "BLOB",
         "without_rowid": " WITHOUT ROWID",
+        "db_now": "((julianday('now') - 2440587.5) * 86400.0)",
+        "greatest": "max",
     },
     Dialect.POSTGRES: {
         **STATES,
@@ -60,6 +62,7 @@ DIALECTS: Mapping[Dialect, Mapping[str, str]] = {
         # The database's clock, never an instance's: instances on several hosts may
         # disagree about the time (see postgres.py's heartbeats).
         "db_now": "extract(epoch FROM clock_timestamp())::float8",
+        "greatest": "greatest",
     },
 }
 

@@ -32,6 +32,7 @@ from relay.store.base import (
     QuarantinedPush,
     QuarantineState,
     StoreUnavailable,
+    Want,
 )
 from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_sqlite
@@ -274,12 +275,12 @@ class SqliteStore:
     ) -> list[ClaimedDelivery]:
         return await self.claim_due({destination: (limit, lease_until)}, owner, now)
 
-    async def claim_due(self, wants: Mapping[str, tuple[int, float]], owner: str,
+    async def claim_due(self, wants: Mapping[str, Want | tuple[int, float]], owner: str,
                         now: float) -> list[ClaimedDelivery]:
         def write(conn: sqlite3.Connection) -> list[ClaimedDelivery]:
             claimed: list[ClaimedDelivery] = []
-            for destination, (limit, lease_until) in wants.items():
-                claimed += _claim(conn, destination, limit, owner, lease_until, now)
+            for destination, want in wants.items():
+                claimed += _claim(conn, destination, Want(*want), owner, now)
             return claimed
 
         # The rows are sent as soon as their lease is written, not once it is committed:
@@ -370,11 +371,12 @@ def _execute(conn: sqlite3.Connection, statement: Statement, source: object = No
     return conn.execute(*statement.sqlite_call(statement.args(source, **values)))
 
 
-def _claim(conn: sqlite3.Connection, destination: str, limit: int, owner: str,
-           lease_until: float, now: float) -> list[ClaimedDelivery]:
-    ids = [row["id"] for row in _execute(conn, q.DUE, destination=destination, now=now,
-                                         limit=limit)]
+def _claim(conn: sqlite3.Connection, destination: str, want: Want, owner: str,
+           now: float) -> list[ClaimedDelivery]:
+    due = q.DUE_OLDEST if want.probe else q.DUE_ORDERED if want.ordered else q.DUE
+    ids = [row["id"] for row in _execute(conn, due, destination=destination, now=now,
+                                         limit=want.limit)]
     if not ids:
         return []
-    _execute(conn, q.LEASE, owner=owner, lease_until=lease_until, ids=ids)
+    _execute(conn, q.LEASE, owner=owner, lease_until=want.lease_until, ids=ids)
     return records(ClaimedDelivery, _execute(conn, q.CLAIMED, ids=ids).fetchall())
