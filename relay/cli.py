@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from relay import commands, event_commands, lookup, message_commands, version
+from relay import commands, destination_commands, event_commands, lookup, message_commands, version
 from relay.constants import CONFIG_ENV
 from relay.products import PRODUCTS
 from relay.sample import CONTENT_TYPES
@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_trying(sub)
     _add_lists(sub)
+    _add_destinations(sub)
     _add_events(sub)
     return parser
 
@@ -174,6 +175,33 @@ def _add_lists(sub: Any) -> None:
         _config(discard)
         _ids(discard)
         discard.set_defaults(run=lambda a, f=discarder: f(a.config, None if a.all else a.ids))
+
+
+def _add_destinations(sub: Any) -> None:
+    """Destinations: list, pause, resume, retry now (SPEC 17)."""
+    group = sub.add_parser("destinations", help="see and steer destinations: state, backlog, "
+                                                "pause, resume, retry now")
+    verbs = group.add_subparsers(dest="destinations_command", required=True)
+    listing = verbs.add_parser("list", help="each destination: URL, state, backlog, errors")
+    _config(listing)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=lambda a: destination_commands.destinations_list(a.config, a.json))
+    pause = verbs.add_parser("pause", help="no attempts until resumed; events still queued")
+    _config(pause)
+    pause.add_argument("name")
+    pause.add_argument("--reason", default=None, help="why, for the log, list and alerts")
+    pause.set_defaults(run=lambda a: destination_commands.destinations_pause(
+        a.config, a.name, a.reason))
+    for verb, helptext, run in (
+        ("resume", "lift a pause: every pending delivery due now, oldest first",
+         destination_commands.destinations_resume),
+        ("retry", "every pending delivery of the destination due now, oldest first",
+         destination_commands.destinations_retry),
+    ):
+        parser = verbs.add_parser(verb, help=helptext)
+        _config(parser)
+        parser.add_argument("name")
+        parser.set_defaults(run=lambda a, f=run: f(a.config, a.name))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -305,8 +305,16 @@ def dead_list(path: Path, as_json: bool) -> int:
 def dead_replay(path: Path, ids: list[int] | None) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
         result = await operations.replay_dead(store, runtime.settings, ids)
-        print(f"replayed {result['replayed']} dead letter(s); the running relay picks them up")
-        return report_missing(result["missing"], "dead letter")
+        if result["replayed"] or not result["missing"]:
+            print(f"replayed {result['replayed']} dead letter(s); the running relay picks "
+                  "them up")
+        if result["missing"]:
+            print(f"no dead letter with id {', '.join(map(str, result['missing']))}: dead "
+                  "letters have ids of their own (the first column of `relay dead list`); "
+                  "to deliver an event again by its id, use `relay events replay ID`",
+                  file=sys.stderr)
+            return 1
+        return 0
 
     return with_store(path, action)
 

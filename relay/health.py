@@ -1,9 +1,12 @@
-"""Whether each destination is up or failing, and the log lines an operator reads about it.
+"""Where each destination stands, and the log lines an operator reads about it.
 
 A destination is up until an attempt to it fails; the first failure is a warning naming
 the webhook-id, the status or error and when it is tried next. While it keeps failing, at
 most one summary line every ``every`` seconds (count, last error); the first success after
 that is one info line. Every dead letter is an error line with its reason.
+
+Its state (relay/breaker.py) is this process's breaker, under an operator's pause: the
+pauses are the store's (read by the worker), the breakers this process's own.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from relay.breaker import Allowance, Breaker, BreakerPolicy, State
 from relay.logs import Throttle
 from relay.store import AttemptRecord
 from relay.store.base import DeliveryState
@@ -38,12 +42,45 @@ class DestinationHealth:
     every: float = 10.0
     _failing: dict[str, _Failing] = field(default_factory=dict)
     _throttle: Throttle = field(init=False)
+    breakers: dict[str, Breaker] = field(default_factory=dict)
+    #: destination -> (who, reason) of the pauses standing, as the worker last read them
+    paused: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._throttle = Throttle(self.every)
 
     def up(self, destination: str) -> bool:
         return destination not in self._failing
+
+    def breaker(self, destination: str) -> Breaker:
+        found = self.breakers.get(destination)
+        if found is None:
+            found = self.breakers[destination] = Breaker()
+        return found
+
+    def state(self, destination: str) -> State:
+        if destination in self.paused:
+            return State.PAUSED
+        found = self.breakers.get(destination)
+        return State.HEALTHY if found is None else found.state
+
+    def allowance(self, destination: str, now: float) -> Allowance:
+        if destination in self.paused:
+            return Allowance.NONE
+        found = self.breakers.get(destination)
+        return Allowance.ALL if found is None else found.allowance(now)
+
+    def outcome(self, destination: str, retryable: bool, policy: BreakerPolicy, now: float,
+                probe: bool) -> State | None:
+        """One attempt's outcome for the breaker; its new state when that changed."""
+        if retryable:
+            return self.breaker(destination).failed(policy, now, probe)
+        found = self.breakers.get(destination)
+        return None if found is None else found.answered()
+
+    def last_error(self, destination: str) -> str | None:
+        failing = self._failing.get(destination)
+        return None if failing is None else failing.last_error
 
     def observe(self, destination: str, webhook_id: str, record: AttemptRecord,
                 now: float | None = None) -> None:

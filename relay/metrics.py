@@ -7,11 +7,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from relay.breaker import State
 from relay.delivery import Outcome
 from relay.store.base import DeliveryState, Gauges
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 #: A message takes seconds to minutes from request to delivered (SUBMAIL's times, whole s).
+DESTINATION_STATES = tuple(state.value for state in State)
 MESSAGE_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 
 Metric = Counter | Histogram
@@ -53,6 +55,10 @@ class Metrics:
         self.destination_up = Gauge(
             "relay_destination_up", "1 unless the last attempt to the destination failed",
             ["destination"], registry=self.registry)
+        self.destination_state = Gauge(
+            "relay_destination_state", "1 for the destination's current state (healthy, "
+            "failing, open, paused), 0 for the others", ["destination", "state"],
+            registry=self.registry)
         self.config_reloads = Counter(
             "relay_config_reloads", "Config reloads, by result (applied, refused)",
             ["result"], registry=self.registry)
@@ -91,9 +97,10 @@ class Metrics:
     def config_reloaded(self, result: str) -> None:
         self.config_reloads.labels(result).inc()
 
-    def render(self, gauges: Gauges, destinations: Mapping[str, bool], now: float) -> bytes:
+    def render(self, gauges: Gauges, destinations: Mapping[str, bool], now: float,
+               states: Mapping[str, str] | None = None) -> bytes:
         """The exposition, with the store's gauges and each configured destination's up
-        state as they are now."""
+        state and state (relay/breaker.py) as they are now."""
         self.queue_depth.clear()
         self.queue_oldest.clear()
         for name in sorted(set(destinations) | set(gauges.backlog)):
@@ -103,6 +110,10 @@ class Metrics:
         self.destination_up.clear()
         for name, up in destinations.items():
             self.destination_up.labels(name).set(1 if up else 0)
+        self.destination_state.clear()
+        for name, current in (states or {}).items():
+            for state in DESTINATION_STATES:
+                self.destination_state.labels(name, state).set(1 if state == current else 0)
         self.dead_letters.set(gauges.dead)
         self.quarantine_size.set(gauges.quarantined)
         return generate_latest(self.registry)

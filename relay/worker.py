@@ -4,6 +4,13 @@ A retry is data: each delivery row carries its attempt count, next attempt time,
 and lease. The dispatcher claims rows per destination, never more than the destination's
 ``max_in_flight`` free slots, so a slow or dead service holds only its own slots and never
 delays the others. ``decide`` is pure; ``Worker`` only applies it.
+
+A destination's bad day (SPEC 17) is decided apart and applied here: its breaker
+(relay/breaker.py, kept in ``health``) and an operator's pause (read from the store every
+``CONTROL_POLL_S``) say whether to claim all, one probe or nothing; its ``rate`` is a token
+bucket (relay/pacing.py) shared out over the live instances; ``order: send_id`` claims with
+the statement that holds a message's later deliveries back. A success after failures makes
+every pending delivery of the destination due at once (relay/destinations.py).
 """
 
 from __future__ import annotations
@@ -17,14 +24,19 @@ from collections.abc import Callable
 
 from pyreqwest.client import Client
 
+from relay import destinations as controls
+from relay.alerts import Alerter
 from relay.backoff import next_attempt
+from relay.breaker import Allowance, State
 from relay.config import Settings
-from relay.constants import STORED_ANSWER_BYTES
+from relay.constants import CONTROL_POLL_S, DEFAULT_INSTANCE_DEAD_AFTER_S, STORED_ANSWER_BYTES
 from relay.delivery import Kind, Outcome, new_client, send
 from relay.health import DestinationHealth
 from relay.metrics import Metrics
+from relay.pacing import TokenBucket
 from relay.routing import Destination
-from relay.store import AttemptRecord, ClaimedDelivery, Store, StoreUnavailable
+from relay.store import AttemptRecord, ClaimedDelivery, Store, StoreUnavailable, Want
+from relay.store import destinations as store_destinations
 from relay.store.base import DeliveryState
 
 log = logging.getLogger("relay.worker")
@@ -73,7 +85,8 @@ class Worker:
 
     def __init__(self, store: Store, settings: Callable[[], Settings], owner: str,
                  metrics: Metrics, poll_interval: float = 0.25,
-                 health: DestinationHealth | None = None) -> None:
+                 health: DestinationHealth | None = None,
+                 alerter: Alerter | None = None) -> None:
         self.store = store
         self.settings = settings
         self.owner = owner
@@ -94,6 +107,13 @@ class Worker:
         self._client: Client | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._next_orphan_check = 0.0
+        self.alerter = alerter
+        #: the delivery an open breaker is probing with, per destination
+        self._probes: dict[str, int] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        #: relays sharing each rate (PostgreSQL's live instances; 1 on SQLite)
+        self._share = 1
+        self._next_control_check = 0.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -135,28 +155,118 @@ class Worker:
         # slot: a freed slot takes the next at once instead of waiting for a claim's commit
         # (docs/decisions.md). A waiting row starts within one timeout (every slot frees
         # once in that time), so its lease covers two, plus the margin.
-        wants = {name: (room, now + 2 * destination.timeout + margin)
-                 for name, destination in self._known.items()
-                 if (room := 2 * destination.max_in_flight - self.in_flight[name]
-                     - len(self._waiting[name])) > 0}
+        if now >= self._next_control_check:
+            self._next_control_check = now + CONTROL_POLL_S
+            await self.refresh_controls(now)
+        wants = {name: want for name, destination in self._known.items()
+                 if (want := self._want(destination, now, margin)) is not None}
         if not wants or self._stopping:
             return
         for delivery in await self.store.claim_due(wants, self.owner, now):
             if delivery.id not in self._held:
                 self._held.add(delivery.id)
                 self._waiting[delivery.destination].append(delivery)
+                if wants[delivery.destination].probe:
+                    self._probes[delivery.destination] = delivery.id
+                    self.health.breaker(delivery.destination).probe_started()
         for name in wants:
             self._start_waiting(name)
 
+    def _want(self, destination: Destination, now: float, margin: float) -> Want | None:
+        """What to claim for ``destination`` now: None (nothing), one probe, or as many
+        rows as its free slots (and as many again to wait in memory) and its rate allow."""
+        name = destination.name
+        lease_until = now + 2 * destination.timeout + margin
+        allowance = self.health.allowance(name, now)
+        if allowance is Allowance.NONE:
+            return None
+        if allowance is Allowance.PROBE:
+            busy = self.in_flight[name] or self._waiting[name]
+            return None if busy else Want(1, lease_until, probe=True)
+        room = 2 * destination.max_in_flight - self.in_flight[name] - len(self._waiting[name])
+        if destination.rate is not None:
+            room = min(room, self._bucket(destination, now).available(now)
+                       - len(self._waiting[name]))
+        if room <= 0:
+            return None
+        return Want(room, lease_until, ordered=destination.order == "send_id")
+
+    def _bucket(self, destination: Destination, now: float) -> TokenBucket:
+        assert destination.rate is not None
+        share = destination.rate / self._share
+        bucket = self._buckets.get(destination.name)
+        if bucket is None:
+            bucket = self._buckets[destination.name] = TokenBucket.full(share, now)
+        elif bucket.rate != share:
+            bucket.set_rate(share, now)
+        return bucket
+
+    async def refresh_controls(self, now: float) -> None:
+        """Read the pauses standing and the relays sharing the rates; log (and alert) a
+        pause or a resume this process had not seen."""
+        pauses = await store_destinations.pauses(self.store)
+        self._share = await store_destinations.live_instances(
+            self.store, DEFAULT_INSTANCE_DEAD_AFTER_S)
+        before = self.health.paused
+        self.health.paused = {name: (p.paused_by, p.reason) for name, p in pauses.items()}
+        for name in sorted(set(before) | set(pauses)):
+            if (name in before) != (name in pauses):
+                paused = name in pauses
+                self._changed(name, self.health.breaker(name).state if paused else State.PAUSED,
+                              State.PAUSED if paused else self.health.breaker(name).state, now)
+        for name in pauses:
+            self._drop_waiting(name)
+
     def _start_waiting(self, name: str) -> None:
-        """Start claimed rows of ``name`` while it has free slots."""
+        """Start claimed rows of ``name`` while it has free slots (and tokens, with a
+        ``rate``); an open breaker starts only its probe, a pause nothing."""
         destination, waiting = self._known[name], self._waiting[name]
+        allowance = self.health.allowance(name, time.time())
+        if allowance is not Allowance.ALL and not (
+                waiting and self._probes.get(name) == waiting[0].id):
+            self._drop_waiting(name)
+            return
         while waiting and self.in_flight[name] < destination.max_in_flight \
                 and not self._stopping:
+            if destination.rate is not None:
+                now = time.time()
+                bucket = self._bucket(destination, now)
+                if not bucket.take(now):
+                    asyncio.get_running_loop().call_later(bucket.wait(now), self._wake.set)
+                    return
             self.in_flight[name] += 1
             task = asyncio.create_task(self._deliver(waiting.popleft(), destination))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _drop_waiting(self, name: str) -> None:
+        """Rows claimed for ``name`` that may not start now (paused, breaker open): let go,
+        their leases freed, so no other instance waits on them and none starts them twice."""
+        waiting = self._waiting[name]
+        probe = self._probes.get(name)
+        dropped = [d.id for d in waiting if d.id != probe]
+        if not dropped:
+            return
+        self._waiting[name] = deque(d for d in waiting if d.id == probe)
+        self._held.difference_update(dropped)
+        task = asyncio.create_task(self._unlease(dropped))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _unlease(self, ids: list[int]) -> None:
+        try:
+            await controls.unlease(self.store, ids, self.owner)
+        except StoreUnavailable as exc:
+            log.warning("could not free the leases of %d held deliveries (they run out): %s",
+                        len(ids), exc)
+
+    def _changed(self, name: str, before: State, after: State, now: float) -> None:
+        """A destination's state changed: log it, report it to the store, alert."""
+        task = asyncio.create_task(controls.changed(
+            self.store, name, before, after, self.health, self._known.get(name),
+            self.alerter, now))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _orphan(self, name: str, now: float, margin: float) -> None:
         """Deliveries to a destination no config names any more become dead letters."""
@@ -180,10 +290,25 @@ class Worker:
                 # again). Held until the commit, a slot spent most of its time waiting for
                 # it, and 16 slots could not carry 1,500 deliveries a second to one service.
                 self._release(destination.name)
-            record = decide(delivery, destination, attempt, outcome, time.time())
+            now = time.time()
+            record = decide(delivery, destination, attempt, outcome, now)
             self.metrics.attempt(destination.name, outcome, record.state)
+            probe = self._probes.get(destination.name) == delivery.id
+            if probe:
+                del self._probes[destination.name]
+            before = self.health.breaker(destination.name).state
+            change = self.health.outcome(destination.name, outcome.kind is Kind.RETRYABLE,
+                                         destination.breaker, now, probe)
             await self._record(record)
             self.health.observe(destination.name, delivery.webhook_id, record)
+            if change is not None:
+                self._changed(destination.name, before, change, now)
+            if change is State.HEALTHY and before in (State.FAILING, State.OPEN):
+                await controls.wake(self.store, destination.name)
+                self._wake.set()
+            if record.state == DeliveryState.DEAD and self.alerter is not None:
+                self.alerter.dead_letter(destination.name, f"{delivery.webhook_id}: "
+                                         f"{record.error}", now)
         except Exception:
             log.exception("delivery %s to %s failed to record", delivery.id, destination.name)
         finally:

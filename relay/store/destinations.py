@@ -81,9 +81,6 @@ LIVE_INSTANCES = Statement("""
 SELECT count(*) AS live FROM instances WHERE heartbeat_at >= {db_now} - :dead_after
 """)
 
-STATEMENTS = collect(globals())
-
-
 @dataclass(frozen=True)
 class Pause:
     name: str
@@ -140,3 +137,17 @@ async def live_instances(store: Readable, dead_after: float) -> int:
     """Relays beating on the store (PostgreSQL); at least 1 (SQLite has one owner)."""
     (row,) = await store.read(LIVE_INSTANCES, dead_after=dead_after)
     return max(1, int(row["live"]))
+
+
+UNLEASE = Statement("""
+UPDATE deliveries SET lease_owner = NULL, lease_until = NULL
+WHERE id IN (:ids) AND lease_owner = :owner AND state = {pending}
+""", array=("ids", "bigint"))
+
+
+async def unlease(store: Readable, ids: list[int], owner: str) -> None:
+    """Free the leases ``owner`` holds on ``ids`` (claimed, then held back)."""
+    await store.change(UNLEASE, ids=ids, owner=owner)
+
+
+STATEMENTS = collect(globals())

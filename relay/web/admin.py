@@ -17,9 +17,10 @@ from relay.config import Role
 from relay.message_stats import shown as shown_message
 from relay.store import messages
 from relay.store.lookup import EventFilter
+from relay.web import admin_destinations
 from relay.web.auth import match_token
 from relay.web.problems import problem
-from relay.web.state import RUNTIME, STORE, WORKER
+from relay.web.state import ADMIN_ENTRY, RUNTIME, STORE, WORKER
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -52,6 +53,7 @@ def admin(handler: Handler) -> Handler:
         if request.method == "POST" and entry.role is not Role.OPERATOR:
             return problem(403, "forbidden", [
                 f"{entry.name} is a viewer: replay and discard need an operator token"])
+        request[ADMIN_ENTRY] = entry
         return await handler(request)
 
     return guarded
@@ -244,4 +246,5 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/admin/events/{key}", admin_event),
     ("POST", "/admin/events/{key}/replay", admin_event_replay),
     ("GET", "/admin/messages/{send_id}", admin_messages),
+    *admin_destinations.routes(admin),
 )

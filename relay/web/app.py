@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from relay import retention, version
+from relay.alerts import Alerter
 from relay.config import Settings
 from relay.message_follower import MessageFollower
 from relay.metrics import Metrics
@@ -88,9 +89,10 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     gauges = await request.app[STORE].gauges()
     worker = request.app[WORKER]
-    up = {name: worker.health.up(name)
-          for name in request.app[RUNTIME].settings.destinations()}
-    body = request.app[METRICS].render(gauges, up, time.time())
+    names = request.app[RUNTIME].settings.destinations()
+    up = {name: worker.health.up(name) for name in names}
+    states = {name: worker.health.state(name).value for name in names}
+    body = request.app[METRICS].render(gauges, up, time.time(), states)
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
@@ -107,7 +109,7 @@ def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
     runtime.on_reload = app[METRICS].config_reloaded
     worker = Worker(app[STORE], lambda: runtime.settings,
                     owner=f"{socket.gethostname()}:{os.getpid()}:{id(app)}",
-                    metrics=app[METRICS])
+                    metrics=app[METRICS], alerter=Alerter(lambda: runtime.settings.alerts))
     app[WORKER] = worker
     ingest = Ingest(runtime, app[STORE], app[METRICS], worker.wake)
     for method, path, handler in (
@@ -119,7 +121,7 @@ def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
         app.router.add_route("*", path, _allow(*allowed))
     console.setup(app)
     app.router.add_route("*", "/{tail:.*}", ingest.handle)
-    app.cleanup_ctx.extend((_store, _worker, _watcher, _retention, _messages, _traffic,
+    app.cleanup_ctx.extend((_store, _alerts, _worker, _watcher, _retention, _messages, _traffic,
                             _sighup, _collector))
     return app
 
@@ -150,6 +152,13 @@ async def _task(coroutine: Coroutine[Any, Any, None], name: str) -> AsyncIterato
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _alerts(app: web.Application) -> AsyncIterator[None]:
+    alerter = app[WORKER].alerter
+    assert alerter is not None
+    async for _ in _task(alerter.run(), "relay-alerts"):
+        yield
 
 
 async def _watcher(app: web.Application) -> AsyncIterator[None]:

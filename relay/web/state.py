@@ -13,3 +13,6 @@ RUNTIME = web.AppKey("runtime", Runtime)
 STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", Metrics)
 WORKER = web.AppKey("worker", Worker)
+#: The request key of the ``admin.tokens`` entry an admin request was let in with (its
+#: name says who paused a destination).
+ADMIN_ENTRY = "relay.admin_entry"

@@ -39,6 +39,7 @@ ROUTES = (
     ("POST", "/console/quarantine/replay", actions.quarantine_replay),
     ("POST", "/console/quarantine/discard", actions.quarantine_discard),
     ("GET", "/console/destinations", views.destinations),
+    ("POST", "/console/destinations/{name}/{verb}", actions.destination_act),
     ("GET", "/console/routes", views.routes),
     ("GET", "/console/messages", views.messages_page),
 )

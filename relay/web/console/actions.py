@@ -12,16 +12,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote_plus, urlparse
 
 import aiohttp_jinja2
 from aiohttp import web
 
-from relay import lookup, operations
+from relay import destinations, lookup, operations
 from relay.admission import client_address
 from relay.web import auth
 from relay.web.console.views import SIGNED_OUT, error_page, session_of
-from relay.web.state import RUNTIME, STORE
+from relay.web.state import RUNTIME, STORE, WORKER
 
 log = logging.getLogger("relay.console")
 
@@ -149,6 +149,33 @@ async def replay_event(request: web.Request, session: auth.Session,
         raise web.HTTPNotFound(text="no such event")
     log.info("console: %s replayed event %s", session.name, key)
     return f"/console/events/{key}?done=replayed"
+
+
+@action(operator=True)
+async def destination_act(request: web.Request, session: auth.Session,
+                          form: dict[str, Any]) -> str:
+    """Pause (with the form's reason), resume or retry now (SPEC 17)."""
+    verb = request.match_info["verb"]
+    if verb not in ("pause", "resume", "retry"):
+        raise web.HTTPNotFound(text=f"no such action: {verb}")
+    name = request.match_info["name"]
+    settings, store, now = request.app[RUNTIME].settings, request.app[STORE], time.time()
+    reason = str(form.get("reason", "")).strip()[:500] or None
+    try:
+        if verb == "pause":
+            await destinations.pause(store, settings, name, session.name, reason, now)
+            done = "paused"
+        elif verb == "resume":
+            due = await destinations.resume(store, settings, name, now)
+            done = "resumed" if due is not None else "was+not+paused"
+        else:
+            done = f"{await destinations.retry(store, settings, name)}+due+now"
+    except destinations.UnknownDestination as exc:
+        raise web.HTTPNotFound(text=str(exc)) from exc
+    log.info("console: %s: %s %s", session.name, verb, name)
+    await request.app[WORKER].refresh_controls(now)
+    request.app[WORKER].wake()
+    return f"/console/destinations?done={quote_plus(name)}+{done}"
 
 
 @action(operator=True)

@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlparse
 import aiohttp_jinja2
 from aiohttp import web
 
+from relay import destinations as destination_ops
 from relay import lookup, operations
 from relay.message_stats import hourly, stats
 from relay.routing import EventKey, destinations_for, explain
@@ -159,17 +160,11 @@ async def quarantine(request: web.Request, session: auth.Session) -> dict[str, A
 @page("console/destinations.html")
 async def destinations(request: web.Request, session: auth.Session) -> dict[str, Any]:
     settings = request.app[RUNTIME].settings
-    names = sorted({d.name for r in settings.routes for d in r.destinations})
-    gauges = await request.app[STORE].gauges()
-    figures = destination_figures(request.app[METRICS], names)
-    health = request.app[WORKER].health
-    now = time.time()
-    rows = []
-    for name in names:
-        count, oldest = gauges.backlog.get(name, (0, now))
-        rows.append({"name": name, "up": health.up(name), "figures": figures[name],
-                     "pending": count, "oldest_s": max(0.0, now - oldest) if count else None})
-    return {"title": "Destinations", "rows": rows}
+    listed = await destination_ops.listing(request.app[STORE], settings, time.time(),
+                                           request.app[WORKER].health)
+    figures = destination_figures(request.app[METRICS], [row["name"] for row in listed])
+    rows = [{**row, "figures": figures[row["name"]]} for row in listed]
+    return {"title": "Destinations", "rows": rows, "done": request.query.get("done")}
 
 
 @page("console/messages.html")
