@@ -111,9 +111,13 @@ class Worker:
         #: the delivery an open breaker is probing with, per destination
         self._probes: dict[str, int] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        #: when a dispatch is already set to run for a destination (a probe, a token)
+        self._wake_timers: dict[str, float] = {}
         #: relays sharing each rate (PostgreSQL's live instances; 1 on SQLite)
         self._share = 1
         self._next_control_check = 0.0
+        #: times the pauses were read from the store (what a wait for them to apply counts)
+        self.controls_read = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -179,6 +183,9 @@ class Worker:
         lease_until = now + 2 * destination.timeout + margin
         allowance = self.health.allowance(name, now)
         if allowance is Allowance.NONE:
+            breaker = self.health.breakers.get(name)
+            if breaker is not None and breaker.opened_at is not None and not breaker.probing:
+                self._wake_at(name, breaker.next_probe, now)
             return None
         if allowance is Allowance.PROBE:
             busy = self.in_flight[name] or self._waiting[name]
@@ -190,6 +197,14 @@ class Worker:
         if room <= 0:
             return None
         return Want(room, lease_until, ordered=destination.order == "send_id")
+
+    def _wake_at(self, name: str, at: float, now: float) -> None:
+        """Dispatch again at ``at`` (a probe or a token due), not at the next poll."""
+        if self._wake_timers.get(name, float("inf")) <= at and \
+                self._wake_timers.get(name, 0.0) > now:
+            return
+        self._wake_timers[name] = at
+        asyncio.get_running_loop().call_later(max(0.0, at - now), self._wake.set)
 
     def _bucket(self, destination: Destination, now: float) -> TokenBucket:
         assert destination.rate is not None
@@ -207,6 +222,7 @@ class Worker:
         pauses = await store_destinations.pauses(self.store)
         self._share = await store_destinations.live_instances(
             self.store, DEFAULT_INSTANCE_DEAD_AFTER_S)
+        self.controls_read += 1
         before = self.health.paused
         self.health.paused = {name: (p.paused_by, p.reason) for name, p in pauses.items()}
         for name in sorted(set(before) | set(pauses)):
@@ -232,7 +248,7 @@ class Worker:
                 now = time.time()
                 bucket = self._bucket(destination, now)
                 if not bucket.take(now):
-                    asyncio.get_running_loop().call_later(bucket.wait(now), self._wake.set)
+                    self._wake_at(name, now + bucket.wait(now), now)
                     return
             self.in_flight[name] += 1
             task = asyncio.create_task(self._deliver(waiting.popleft(), destination))

@@ -372,8 +372,8 @@ def test_no_statement_is_written_twice() -> None:
 
 
 SQL_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|WITH)\s")
-SQL_HOMES = {"queries.py", "lookup.py", "messages.py", "destinations.py", "schema.py", "migrations.py",
-             "legacy.py"}
+SQL_HOMES = {"queries.py", "lookup.py", "messages.py", "destinations.py", "schema.py",
+             "migrations.py", "legacy.py"}
 
 
 def test_sql_is_written_only_in_the_statement_modules() -> None:

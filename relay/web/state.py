@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from relay.config import AdminToken
 from relay.metrics import Metrics
 from relay.runtime import Runtime
 from relay.store import Store
@@ -15,4 +16,4 @@ METRICS = web.AppKey("metrics", Metrics)
 WORKER = web.AppKey("worker", Worker)
 #: The request key of the ``admin.tokens`` entry an admin request was let in with (its
 #: name says who paused a destination).
-ADMIN_ENTRY = "relay.admin_entry"
+ADMIN_ENTRY = web.RequestKey("admin_entry", AdminToken)
