@@ -229,3 +229,56 @@ def test_admin_tokens_with_roles_and_the_older_token_as_operator() -> None:
     assert any("admin.tokens[0].role: 'admin' is not one of" in p for p in found), found
     assert any("admin.tokens[0].token: must be at least 16" in p for p in found), found
     assert not any("same-token" in p or "short" in p for p in found), found
+
+
+BAD_DAY = MINIMAL.replace('''        timeout: 250ms
+''', '''        timeout: 250ms
+        rate: 600/m
+        order: send_id
+        breaker: {after: 3, probe: 5s}
+      - {name: audit, url: "http://127.0.0.1:9001/a", breaker: off}
+breaker: {after: 20}
+alerts:
+  - {name: oncall, url: "http://127.0.0.1:9002/alert", format: dingtalk, kinds: [dead_letter]}
+''')
+
+
+def test_bad_day_keys_and_defaults() -> None:
+    """max_attempts defaults to none; breaker per destination over the global one, off;
+    rate per second; order; alerts with kinds (all by default)."""
+    settings = parse_config(BAD_DAY, {"SMS_KEY": "k"})
+    orders, audit = settings.routes[0].destinations
+    assert orders.retry.max_attempts is None and orders.retry.max_age == 48 * 3600
+    assert (orders.breaker.after, orders.breaker.probe) == (3, 5.0)
+    assert audit.breaker.after is None
+    assert settings.breaker.after == 20
+    assert (orders.rate, orders.order, audit.rate, audit.order) == (10.0, "send_id", None, None)
+    (alert,) = settings.alerts
+    assert (alert.format, alert.kinds) == ("dingtalk", frozenset({"dead_letter"}))
+    default = parse_config(MINIMAL, {"SMS_KEY": "k"}).routes[0].destinations[0]
+    assert (default.breaker.after, default.breaker.probe) == (10, 30.0)
+
+
+@pytest.mark.parametrize(("secret", "why"), [
+    ("notwhsec", "must start with whsec_"),
+    ("whsec_!!!not-base64", "must be base64"),
+    ("whsec_YWJj", "is 3 bytes"),
+    ("whsec_" + "A" * 100, "is 75 bytes"),
+])
+def test_unusable_secrets_are_refused_naming_the_key_not_the_value(secret: str,
+                                                                   why: str) -> None:
+    """A destination or alert secret must be whsec_ + base64 of 24 to 64 bytes; the
+    problem names its key path and never quotes the value."""
+    for text in (MINIMAL, BAD_DAY.replace("format: dingtalk,", f"secret: '{secret}',")):
+        problems = problems_of(text, {"SMS_KEY": "k", "SECRET": secret})
+        assert any("secret" in p and why in p for p in problems), problems
+        assert not any(secret in p for p in problems), problems
+
+
+def test_rates_and_breakers_that_are_not_refused_by_name() -> None:
+    """A rate that is not n/s or n/m, an unknown breaker key, an unknown order: refused
+    naming the key path."""
+    for bad, key in (("rate: 600/m", "rate: 5/h"), ("order: send_id", "order: tag"),
+                     ("breaker: {after: 3, probe: 5s}", "breaker: {afterr: 3}")):
+        problems = problems_of(BAD_DAY.replace(bad, key), {"SMS_KEY": "k"})
+        assert any("destinations[0]." + key.split(":")[0] in p for p in problems), problems

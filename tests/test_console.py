@@ -203,3 +203,31 @@ async def test_a_quarantine_replay_that_changes_nothing_says_why(
     done = await client.post("/console/quarantine/replay",
                              data={"all": "1", "csrf": csrf_of(page)})
     assert "replayed 0, 1 still invalid" in await done.text()
+
+
+async def test_destinations_page_pauses_resumes_and_retries_for_operators(
+        make_relay: MakeRelay, make_sink: MakeSink) -> None:
+    """An operator pauses (with a reason), resumes and retries from the destinations
+    page, which shows the state and the URL; a viewer sees the state and no buttons, and
+    the action is 403 for them."""
+    client = await relay_with_dead_letter(make_relay, make_sink)
+    await sign_in(client, OPERATOR)
+    page = await (await client.get("/console/destinations")).text()
+    assert 'action="/console/destinations/svc/pause"' in page and "/hook" in page
+    response = await client.post("/console/destinations/svc/pause",
+                                 data={"csrf": csrf_of(page), "reason": "deploy 42"})
+    page = await response.text()
+    assert response.status == 200 and 'data-state="paused"' in page
+    assert "by otto: deploy 42" in page
+    response = await client.post("/console/destinations/svc/resume",
+                                 data={"csrf": csrf_of(page)})
+    page = await response.text()
+    assert 'data-state="healthy"' in page and "svc resumed" in page
+    response = await client.post("/console/destinations/nope/retry", data={"csrf": csrf_of(page)})
+    assert response.status == 404
+    client.session.cookie_jar.clear()
+    await sign_in(client, VIEWER)
+    page = await (await client.get("/console/destinations")).text()
+    assert 'data-state="healthy"' in page and "/pause" not in page
+    response = await client.post("/console/destinations/svc/pause", data={"csrf": csrf_of(page)})
+    assert response.status == 403

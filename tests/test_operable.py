@@ -187,6 +187,9 @@ async def test_replay_of_ids_that_do_not_exist_says_so(tmp_path: Path) -> None:
         result = run("dead", "replay", "999", "--config", str(cfg), cwd=tmp_path)
         assert result.returncode == 1
         assert "no dead letter with id 999" in result.stderr
+        # one answer, not "replayed 0" beside "no dead letter", and the way to an event
+        assert "replayed" not in result.stdout
+        assert "relay events replay" in result.stderr
         result = run("quarantine", "replay", "998", "--config", str(cfg), cwd=tmp_path)
         assert result.returncode == 1
         assert "no quarantined push with id 998" in result.stderr
