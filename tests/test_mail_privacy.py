@@ -49,7 +49,8 @@ async def test_no_full_email_address_in_logs_answers_listings_or_the_sink(
         "routes:\n  - name: mail\n    match: {product: mail}\n    destinations:\n"
         f"      - {{name: sink, url: '{sink.make_url('/mail')}'}}\n"
         f"      - {{name: gone, url: 'http://127.0.0.1:{closed}/h',"
-        " retry: {max_attempts: 1}}\n"
+        # no breaker: every push to it is to become a dead letter, none held
+        " retry: {max_attempts: 1}, breaker: off}\n"
         "log: {level: debug}\n", encoding="utf-8")
     relay = Relay(config, port, tmp_path)
     await relay.start()

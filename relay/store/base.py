@@ -110,6 +110,11 @@ class Want(NamedTuple):
     ordered: bool = False
     probe: bool = False
 
+    @property
+    def kind(self) -> str:
+        """Which claim statement serves it (queries.DUE_OF, queries.CLAIM_OF)."""
+        return "oldest" if self.probe else "ordered" if self.ordered else "due"
+
 
 @dataclass(frozen=True)
 class AttemptRecord:

@@ -283,9 +283,7 @@ class PostgresStore:
             claimed: list[ClaimedDelivery] = []
             for destination, raw in wants.items():
                 want = Want(*raw)
-                claim = q.CLAIM_OLDEST if want.probe else \
-                    q.CLAIM_ORDERED if want.ordered else q.CLAIM
-                rows = await _fetch(conn, claim, destination=destination, now=now,
+                rows = await _fetch(conn, q.CLAIM_OF[want.kind], destination=destination, now=now,
                                     limit=want.limit, owner=owner,
                                     lease_until=want.lease_until, dead_after=self.dead_after)
                 rows = sorted(rows, key=lambda r: (r["next_attempt_at"], r["id"]))

@@ -160,6 +160,9 @@ RETURNING {_CLAIMED_COLUMNS}
 CLAIM = _claim("due")
 CLAIM_ORDERED = _claim("ordered")
 CLAIM_OLDEST = _claim("oldest")
+#: The claim of each kind of Want (Want.kind), per dialect.
+DUE_OF = {"due": DUE, "ordered": DUE_ORDERED, "oldest": DUE_OLDEST}
+CLAIM_OF = {"due": CLAIM, "ordered": CLAIM_ORDERED, "oldest": CLAIM_OLDEST}
 
 #: Destinations with a due row free to claim (as in CLAIM).
 PENDING_DESTINATIONS_ALIVE = Statement("""

@@ -373,9 +373,9 @@ def _execute(conn: sqlite3.Connection, statement: Statement, source: object = No
 
 def _claim(conn: sqlite3.Connection, destination: str, want: Want, owner: str,
            now: float) -> list[ClaimedDelivery]:
-    due = q.DUE_OLDEST if want.probe else q.DUE_ORDERED if want.ordered else q.DUE
-    ids = [row["id"] for row in _execute(conn, due, destination=destination, now=now,
-                                         limit=want.limit)]
+    due = _execute(conn, q.DUE_OF[want.kind], destination=destination, now=now,
+                   limit=want.limit)
+    ids = [row["id"] for row in due]
     if not ids:
         return []
     _execute(conn, q.LEASE, owner=owner, lease_until=want.lease_until, ids=ids)
