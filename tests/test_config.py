@@ -226,3 +226,15 @@ def test_admin_tokens_with_roles_and_the_older_token_as_operator() -> None:
     assert any("admin.tokens[0].role: 'admin' is not one of" in p for p in found), found
     assert any("admin.tokens[0].token: must be at least 16" in p for p in found), found
     assert not any("same-token" in p or "short" in p for p in found), found
+
+
+def test_tokens_must_be_kept_as_long_as_the_replay_window() -> None:
+    """retention.tokens shorter than replay_window.past + future is refused, naming the key
+    and its line: a token forgotten inside the window could be replayed (SPEC 18)."""
+    env = {"SMS_KEY": "k"}
+    text = MINIMAL + "replay_window: {past: 2h, future: 5m}\nretention: {tokens: 2h}\n"
+    (problem,) = problems_of(text, env)
+    assert problem.startswith("relay.yaml:") and "retention.tokens" in problem, problem
+    assert "7200s is shorter than the replay window" in problem and "7500s" in problem
+    assert parse_config(text.replace("tokens: 2h", "tokens: 125m"), env).retention_tokens \
+        == 7500.0
