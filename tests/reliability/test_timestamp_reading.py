@@ -91,7 +91,7 @@ async def stored_before_the_fix(client: Client, send_id: str, timestamp: str) ->
     await message_records.apply(store, [MessageUpdate(
         "sms", f"{send_id}-record", state, rank, float("inf"), "138****5678", None, None,
         None, None, None, time.time()) for state, rank in (("request", 1), ("delivered", 5))])
-    return event_id
+    return int(event_id)
 
 
 async def test_no_page_or_command_fails_on_any_stored_timestamp(
