@@ -41,15 +41,22 @@ def client_address(peer: str | None, forwarded_for: str | None,
     return hops[0] if hops else peer
 
 
+def forwarded_client(peer: str | None, forwarded_lines: Iterable[str],
+                     trusted: tuple[str, ...]) -> str | None:
+    """The client's address as ``allow_ips``, the sign-in limit and the admin limit all read
+    it: every X-Forwarded-For line is read as one list (RFC 9110: repeated lines are one
+    comma-separated value), from a trusted proxy only; a proxy that adds a line must not
+    hide the client's own."""
+    forwarded = ",".join(forwarded_lines)
+    return client_address(peer, forwarded or None, trusted)
+
+
 def check_address(peer: str | None, forwarded_lines: Iterable[str], subhook: Subhook,
                   settings: Settings) -> None:
-    """Refuse (403) a client outside the SUBHOOK's ``allow_ips``. Every X-Forwarded-For line
-    is read as one list (RFC 9110: repeated lines are one comma-separated value): a proxy
-    that adds a line must not hide the client's own."""
+    """Refuse (403) a client outside the SUBHOOK's ``allow_ips`` (``forwarded_client``)."""
     if not subhook.allow_ips:
         return
-    forwarded = ",".join(forwarded_lines)
-    address = client_address(peer, forwarded or None, settings.trusted_proxies)
+    address = forwarded_client(peer, forwarded_lines, settings.trusted_proxies)
     if address is None or not _in(address, subhook.allow_ips):
         raise NotAllowed([f"address {address} is not allowed to push to {subhook.path}"])
 

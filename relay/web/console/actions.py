@@ -18,7 +18,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from relay import lookup, operations
-from relay.admission import client_address
+from relay.admission import forwarded_client
 from relay.web import auth
 from relay.web.console.views import SIGNED_OUT, error_page, session_of
 from relay.web.state import RUNTIME, STORE
@@ -53,8 +53,8 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     settings = request.app[RUNTIME].settings
     if not settings.admin_tokens:
         raise web.HTTPNotFound(text="the console is off: no admin.tokens configured")
-    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                             settings.trusted_proxies) or "-"
+    address = forwarded_client(request.remote, request.headers.getall("X-Forwarded-For", ()),
+                               settings.trusted_proxies) or "-"
     wait = request.app[SIGN_IN_LIMIT].allow(address)
     if wait is not None:
         log.warning("console sign-in refused for %s: too many attempts", address)
