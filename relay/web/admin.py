@@ -22,6 +22,7 @@ from relay.message_stats import shown as shown_message
 from relay.store import messages
 from relay.store.lookup import EventFilter
 from relay.web.auth import SignInLimit, match_token
+from relay.web.forms import Unreadable, read_json
 from relay.web.problems import problem
 from relay.web.state import RUNTIME, STORE, WORKER
 
@@ -124,18 +125,18 @@ def _bad_request(problems: list[str]) -> web.HTTPBadRequest:
 async def _ids_or_all(request: web.Request) -> list[int] | None:
     """``{"ids": [..]}`` or ``{"all": true}`` (None); raises a 400 otherwise, also for a
     body that holds both: which one was meant cannot be told, and a discard is final."""
+    shape = 'body must be {"ids": [1, 2]} (ids are positive integers) or {"all": true}'
     try:
-        payload: Any = await request.json()
-    except ValueError:
-        payload = None
+        payload: Any = await read_json(request)
+    except Unreadable as exc:
+        raise _bad_request([str(exc), shape]) from None
     keys = set(payload) if isinstance(payload, dict) else set()
     if keys == {"all"} and payload["all"] is True:
         return None
     ids = payload["ids"] if keys == {"ids"} else None
     if isinstance(ids, list) and ids and all(operations.valid_id(i) for i in ids):
         return ids
-    raise _bad_request(['body must be {"ids": [1, 2]} (ids are positive integers) or '
-                        '{"all": true}'])
+    raise _bad_request([shape])
 
 
 def _answer(result: dict[str, Any], noun: str) -> web.Response:

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlparse
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -21,6 +20,7 @@ from relay import lookup, operations
 from relay.admission import forwarded_client
 from relay.web import auth
 from relay.web.console.views import SIGNED_OUT, error_page, session_of
+from relay.web.forms import Unreadable, parse_url, read_form
 from relay.web.state import RUNTIME, STORE
 
 log = logging.getLogger("relay.console")
@@ -35,8 +35,9 @@ def _back_to(target: str | None, default: str = "/console/") -> str:
     """A redirect target inside the console only (never another host)."""
     if not target:
         return default
-    parsed = urlparse(target)
-    if parsed.scheme or parsed.netloc or not parsed.path.startswith("/console/"):
+    parsed = parse_url(target)
+    if parsed is None or parsed.scheme or parsed.netloc or \
+            not parsed.path.startswith("/console/"):
         return default
     return target
 
@@ -61,7 +62,10 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         return error_page(request, web.HTTPTooManyRequests(
             text="Too many sign-in attempts from this address; try again later.",
             headers={"Retry-After": str(int(wait) + 1)}))
-    form = await request.post()
+    try:
+        form = await read_form(request)
+    except Unreadable as exc:
+        return error_page(request, web.HTTPBadRequest(text=str(exc)))
     given = str(form.get("token", "")).encode("utf-8", "surrogateescape")
     entry = auth.match_token(settings.admin_tokens, given)
     target = _back_to(str(form.get("next", "")))
@@ -97,7 +101,10 @@ def action(*, operator: bool) -> Callable[[Action], Handler]:
             session = session_of(request)
             if session is None:
                 raise web.HTTPUnauthorized(text="sign in first")
-            form = dict(await request.post())
+            try:
+                form = dict(await read_form(request))
+            except Unreadable as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
             tokens = request.app[RUNTIME].settings.admin_tokens
             if not auth.csrf_ok(session, tokens, str(form.get("csrf", "")) or None):
                 raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
