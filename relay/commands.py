@@ -15,6 +15,7 @@ import aiohttp
 import yarl
 
 from relay import docs2schema, operations, serving
+from relay.config import placeholders
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.logs import configure
 from relay.products import canonical_event
@@ -68,7 +69,7 @@ def check(path: Path) -> int:
         print(
             f"  route {route.name}: product={_describe_match(m.product)} "
             f"event={_describe_match(m.event)} tag={_describe_match(m.tag)} -> "
-            + ", ".join(f"{d.name} ({d.url})" for d in route.destinations)
+            + ", ".join(f"{d.name} ({redact_url(d.url)})" for d in route.destinations)
         )
     print(f"  {len(settings.routes)} route(s), {len(settings.destinations())} destination(s)")
     for subhook_path, event in unrouted(settings, runtime.schemas):
@@ -102,7 +103,8 @@ def route(path: Path, product: str, event: str, tag: str | None) -> int:
             print(f"    {reason}")
     reached = destinations_for(key, settings.routes)
     if reached:
-        print("destinations: " + ", ".join(f"{d.name} ({d.url})" for d in reached))
+        print("destinations: " + ", ".join(f"{d.name} ({redact_url(d.url)})"
+                                           for d in reached))
     else:
         print("destinations: none (the event would be stored and reach no service)")
     return 0
@@ -153,6 +155,10 @@ def serve(path: Path) -> int:
     if runtime is None:
         return 1
     settings = runtime.settings
+    refused = placeholders.refusal(settings)
+    if refused:
+        print("serve: refusing to start: " + "\n  - ".join(refused), file=sys.stderr)
+        return 1
     configure(settings.log_level, settings.log_format)
     addresses = [(settings.listen_host, settings.listen_port)]
     if settings.admin_listen is not None:
@@ -245,7 +251,8 @@ def push(url: str, product: str, event: str, key: str | None, config: Path | Non
     try:
         status, body = asyncio.run(send_push(url, fields, content_type))
     except (OSError, aiohttp.ClientError) as exc:
-        print(f"push: cannot reach {url}: {exc}", file=sys.stderr)
+        print(f"push: cannot reach {redact_url(url)}: {redact_text(str(exc), url)}",
+              file=sys.stderr)
         return 1
     print(f"{status} {body}")
     return 0 if status == 200 else 1

@@ -21,6 +21,12 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[min(rank, len(ordered)) - 1]
 
 
+def _latency(row: Mapping[str, Any]) -> float | None:
+    """request→delivered in seconds, when both times are ones a page can show."""
+    request, delivered = times.showable(row["request_at"]), times.showable(row["delivered_at"])
+    return None if request is None or delivered is None else delivered - request
+
+
 def stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """{product: {messages, delivered, delivered_share, latency_s: {p50, p90, p99},
     dropped, drops_by_class, drops_by_operator, states}}."""
@@ -30,8 +36,7 @@ def stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     result = {}
     for product, found in sorted(by_product.items()):
         delivered = [r for r in found if r["delivered_at"] is not None]
-        latencies = [r["delivered_at"] - r["request_at"] for r in delivered
-                     if r["request_at"] is not None]
+        latencies = [x for x in map(_latency, delivered) if x is not None]
         failed = [r for r in found if r["delivered_at"] is None and r["reason"] is not None]
         result[product] = {
             "messages": len(found), "delivered": len(delivered),
@@ -63,19 +68,19 @@ def hourly(rows: Iterable[Mapping[str, Any]], start: float, end: float,
     slots = max(1, int((end - start) // step) + 1)
     grouped: dict[str, list[list[Mapping[str, Any]]]] = {}
     for row in rows:
-        at = row["request_at"] if row["request_at"] is not None else row["updated_at"]
-        slot = int((at - start) // step)
+        at = times.showable(row["request_at"]) or times.showable(row["updated_at"])
+        slot = -1 if at is None else int((at - start) // step)
         if 0 <= slot < slots:
             grouped.setdefault(row["product"], [[] for _ in range(slots)])[slot].append(row)
     series: dict[str, dict[str, list[float | None]]] = {}
-    times: list[float | None] = [start + i * step for i in range(slots)]
+    at_slots: list[float | None] = [start + i * step for i in range(slots)]
     for product, buckets in sorted(grouped.items()):
         shares: list[float | None] = []
         medians: list[float | None] = []
         for bucket in buckets:
             delivered = [r for r in bucket if r["delivered_at"] is not None]
             shares.append(100.0 * len(delivered) / len(bucket) if bucket else None)
-            medians.append(percentile([r["delivered_at"] - r["request_at"] for r in delivered
-                                       if r["request_at"] is not None], 0.5))
-        series[product] = {"time": times, "delivered_share": shares, "p50_s": medians}
+            medians.append(percentile([x for x in map(_latency, delivered) if x is not None],
+                                      0.5))
+        series[product] = {"time": at_slots, "delivered_share": shares, "p50_s": medians}
     return series

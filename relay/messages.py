@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from relay import times
 from relay.drop_reasons import drop_class
 from relay.products import PRODUCTS
 
@@ -22,8 +22,6 @@ from relay.products import PRODUCTS
 RANKS: Mapping[str, int] = {"request": 1, "sending": 2, "unknown": 3, "dropped": 4,
                             "bounced": 4, "delivered": 5, "signal": 6, "opened": 6,
                             "clicked": 7}
-#: SUBMAIL's docs give some times as text in China's time zone (UTC+8).
-SUBMAIL_ZONE = timezone(timedelta(hours=8))
 #: States whose ``report`` or ``reason`` says why the message failed.
 FAILED = frozenset({"dropped", "bounced", "unknown"})
 
@@ -48,18 +46,11 @@ class MessageUpdate:
 
 
 def submail_time(value: Any) -> float | None:
-    """SUBMAIL's ``timestamp``: UNIX seconds (a number or digits), or ``YYYY-MM-DD
-    HH:MM:SS`` in China's time; None when it is neither."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    if text.isascii() and text.isdigit():
-        return float(text)
+    """SUBMAIL's ``timestamp`` read as the replay window reads it (times.read_timestamp);
+    None when it is not read so, or is no time a page can show (a value stored before the
+    edge read it one way, such as ``" " + "9" * 400`` or ``"²"``)."""
     try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(
-            tzinfo=SUBMAIL_ZONE).timestamp()
+        return times.showable(times.read_timestamp(value))
     except ValueError:
         return None
 

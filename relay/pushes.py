@@ -125,6 +125,23 @@ def boundary(content_type: str) -> bytes:
         raise BadPush(["multipart boundary must be 1 to 70 characters of RFC 2046's set"])
     return found[0].encode("ascii")
 
+#: The charsets a body may declare: every body is read as UTF-8 (ASCII is a subset of it).
+UTF8_CHARSETS = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+
+def check_charset(content_type: str) -> None:
+    """Refuse a ``charset`` parameter other than UTF-8 (or its subset ASCII), or given
+    twice: the relay reads every body as UTF-8, and a body its sender encoded otherwise
+    would be read one way here and another way by the sender (or a service)."""
+    found = [value.strip().strip('"') for name, sep, value in
+             (param.partition("=") for param in content_type.split(";")[1:])
+             if sep and name.strip().lower() == "charset"]
+    if len(found) > 1:
+        raise BadPush(["content type gives its charset more than once"])
+    if found and found[0].lower() not in UTF8_CHARSETS:
+        raise BadPush([f"charset {found[0][:40]!r} is not read here: send UTF-8"])
+
+
 _FILENAME = re.compile(r'(?:^|;)\s*filename\*?=', re.IGNORECASE)
 _PART_NAME = re.compile(r'(?:^|;)\s*name="([^"]*)"|(?:^|;)\s*name=([^;\s"]+)', re.IGNORECASE)
 
@@ -192,6 +209,7 @@ def read_push(method: str, content_type: str, body: bytes, query: str,
     """The fields of a push; raises BadPush (400) or UnsupportedMediaType (415)."""
     if method == "GET":
         return read_form(query, max_fields)
+    check_charset(content_type)
     media = content_type.split(";", 1)[0].strip().lower()
     if media == FORM:
         return read_form(body, max_fields)

@@ -1,4 +1,5 @@
-"""Secrets out of what the relay prints: database URLs in every form SPEC 16 names."""
+"""Secrets out of what the relay prints: database and destination URLs in every form SPEC
+16 names (a password in the user part, a secret in the query)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import re
 MASK = "***"
 MIN_SECRET_LEN = 3
 
-#: Query parameters of a connection URL (libpq's and asyncpg's) that carry a secret.
-_SECRET_PARAMS = re.compile(r"(?i)([?&](?:password|pass|passwd|sslpassword)=)[^&#]*")
+#: Query parameters that carry a secret: a connection URL's (libpq's and asyncpg's) and the
+#: usual names of a service's credentials in a destination URL.
+_SECRET_PARAMS = re.compile(
+    r"(?i)([?&](?:password|pass|passwd|pwd|sslpassword|secret|client_secret|token"
+    r"|access_token|api[_-]?key|key|auth|signature|sig)=)[^&#]*")
 
 
 def redact_url(url: str) -> str:

@@ -55,7 +55,8 @@ class Destination:
     #: keep SUBMAIL's token and signature in the forwarded JSON body (off: they are a
     #: credential for ever, SPEC 16)
     include_signature: bool = False
-    headers: tuple[tuple[str, str], ...] = ()
+    #: may carry a credential (``Authorization``): never in a repr
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     max_in_flight: int = c.DEFAULT_MAX_IN_FLIGHT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
 
-from relay.config import Settings, load_config
+from relay.config import Settings, load_config, placeholders
 from relay.errors import ConfigError, SchemaLoadError
 from relay.logs import configure
 from relay.products import EVENT_ALIASES, PRODUCTS
@@ -106,6 +106,9 @@ class Runtime:
         self.seen_mtime = self._mtime()
         try:
             settings, schemas = _load(source)
+            refused = placeholders.refusal(settings, listening=self.settings)
+            if refused:
+                raise ConfigError(refused)
         except (ConfigError, SchemaLoadError) as exc:
             self.on_reload("refused")
             log.error("config reload refused, the running config stays: %s", exc)

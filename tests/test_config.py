@@ -282,3 +282,14 @@ def test_rates_and_breakers_that_are_not_refused_by_name() -> None:
                      ("breaker: {after: 3, probe: 5s}", "breaker: {afterr: 3}")):
         problems = problems_of(BAD_DAY.replace(bad, key), {"SMS_KEY": "k"})
         assert any("destinations[0]." + key.split(":")[0] in p for p in problems), problems
+
+def test_tokens_must_be_kept_as_long_as_the_replay_window() -> None:
+    """retention.tokens shorter than replay_window.past + future is refused, naming the key
+    and its line: a token forgotten inside the window could be replayed (SPEC 18)."""
+    env = {"SMS_KEY": "k"}
+    text = MINIMAL + "replay_window: {past: 2h, future: 5m}\nretention: {tokens: 2h}\n"
+    (problem,) = problems_of(text, env)
+    assert problem.startswith("relay.yaml:") and "retention.tokens" in problem, problem
+    assert "7200s is shorter than the replay window" in problem and "7500s" in problem
+    assert parse_config(text.replace("tokens: 2h", "tokens: 125m"), env).retention_tokens \
+        == 7500.0

@@ -76,7 +76,8 @@ async def test_retention_job_prunes_delivered_events_while_running(
         f'  - {{name: all, match: {{tag: null}}, destinations: [{{name: ok, url: "{ok.url}"}}]}}\n'
         f'  - {{name: picky, match: {{tag: "p"}}, destinations: [{{name: refuser, url: '
         f'"{refusing.url}"}}]}}',
-        "replay_window: {past: 1s}\nretention: {delivered: 1ms, interval: 200ms, tokens: 1s}\n")
+        "replay_window: {past: 1s, future: 1s}\n"
+        "retention: {delivered: 1ms, interval: 200ms, tokens: 2s}\n")
     assert client.app is not None
     store = client.app[STORE]
     fields = delivered("kept-briefly")

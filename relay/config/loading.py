@@ -295,7 +295,7 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
     log = data.get("log") or {}
     retention = data.get("retention") or {}
     builder.cidrs(tuple(data.get("trusted_proxies", ())), ("trusted_proxies",))
-    return Settings(
+    settings = Settings(
         subhooks=builder.subhooks(data["subhooks"]),
         routes=builder.routes(data["routes"], retry, breaker),
         listen_host=host,
@@ -329,6 +329,14 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
                                           c.DEFAULT_RETENTION_TOKENS_S),
         lease_margin=builder.duration(data, "lease_margin", (), c.DEFAULT_LEASE_MARGIN_S),
     )
+    span = settings.replay_past + settings.replay_future
+    if settings.retention_tokens < span:
+        # a token forgotten while its push is still inside the window can be replayed with
+        # other fields and forwarded (SPEC 16, 18)
+        builder.problems.add(("retention", "tokens"), (
+            f"{settings.retention_tokens:g}s is shorter than the replay window it must "
+            f"outlast (replay_window.past + future: {span:g}s)"))
+    return settings
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Settings:

@@ -6,21 +6,28 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from relay import lookup, operations
+from relay.admission import forwarded_client
 from relay.config import Role
+from relay.logs import Throttle
 from relay.message_stats import shown as shown_message
 from relay.store import messages
 from relay.store.lookup import EventFilter
 from relay.web import admin_destinations
-from relay.web.auth import match_token
+from relay.web.auth import SignInLimit, match_token
+from relay.web.forms import Unreadable, read_json
 from relay.web.problems import problem
 from relay.web.state import ADMIN_ENTRY, RUNTIME, STORE, WORKER
+
+log = logging.getLogger("relay.admin")
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
@@ -35,20 +42,62 @@ def bearer(header: str) -> bytes | None:
     return credentials.strip().encode("utf-8", "surrogateescape")
 
 
+@dataclass
+class Guard:
+    """Wrong bearer tokens per client address (429 past the limit, as the console's
+    sign-in), and the throttle of the lines they log."""
+
+    limit: SignInLimit = field(default_factory=SignInLimit)
+    lines: Throttle = field(default_factory=Throttle)
+
+    def note(self, kind: str, address: str) -> None:
+        """One warning per kind every 10 s, with the count it speaks for."""
+        count = self.lines.let(kind, time.monotonic())
+        if count is None:
+            return
+        what = {"wrong_token": "wrong bearer token", "limited": "answered 429 (too many "
+                "wrong bearer tokens)"}[kind]
+        log.warning("admin API: %s from %s (%d in the last 10s)", what, address, count,
+                    extra={"error": kind, "client": address, "count": count})
+
+
+GUARD = web.AppKey("admin_guard", Guard)
+
+
+def _limited(wait: float) -> web.Response:
+    response = problem(429, "too_many_requests", [
+        "too many wrong bearer tokens from this address; retry later"])
+    response.headers["Retry-After"] = str(int(wait) + 1)
+    return response
+
+
 def admin(handler: Handler) -> Handler:
     """Only with ``Authorization: Bearer <token>`` of ``admin.token`` or ``admin.tokens``
     (compared in constant time with every one); a POST (replay, discard) needs an operator's
-    token: a viewer's is 403. 404 when no token is configured."""
+    token: a viewer's is 403. 404 when no token is configured. A client address (read as
+    ``allow_ips`` reads it) that sent ``SIGN_IN_ATTEMPTS`` wrong tokens within the window is
+    answered 429 with Retry-After, whatever it sends, until the window has passed."""
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.Response:
-        tokens = request.app[RUNTIME].settings.admin_tokens
+        settings = request.app[RUNTIME].settings
+        tokens = settings.admin_tokens
         if not tokens:
             return problem(404, "not_found",
                            ["admin endpoints are off (no admin.token configured)"])
+        guard = request.app[GUARD]
+        address = forwarded_client(request.remote, request.headers.getall(
+            "X-Forwarded-For", ()), settings.trusted_proxies) or "-"
+        wait = guard.limit.wait(address)
+        if wait is not None:
+            guard.note("limited", address)
+            return _limited(wait)
         given = bearer(request.headers.get("Authorization", ""))
         entry = None if given is None else match_token(tokens, given)
         if entry is None:
+            if "Authorization" in request.headers:  # a guess, not a client without one
+                guard.limit.count(address)
+                guard.note("wrong_token", address)
             return problem(401, "unauthorized", ["a valid bearer token is required"])
         if request.method == "POST" and entry.role is not Role.OPERATOR:
             return problem(403, "forbidden", [
@@ -78,18 +127,18 @@ def _bad_request(problems: list[str]) -> web.HTTPBadRequest:
 async def _ids_or_all(request: web.Request) -> list[int] | None:
     """``{"ids": [..]}`` or ``{"all": true}`` (None); raises a 400 otherwise, also for a
     body that holds both: which one was meant cannot be told, and a discard is final."""
+    shape = 'body must be {"ids": [1, 2]} (ids are positive integers) or {"all": true}'
     try:
-        payload: Any = await request.json()
-    except ValueError:
-        payload = None
+        payload: Any = await read_json(request)
+    except Unreadable as exc:
+        raise _bad_request([str(exc), shape]) from None
     keys = set(payload) if isinstance(payload, dict) else set()
     if keys == {"all"} and payload["all"] is True:
         return None
     ids = payload["ids"] if keys == {"ids"} else None
     if isinstance(ids, list) and ids and all(operations.valid_id(i) for i in ids):
         return ids
-    raise _bad_request(['body must be {"ids": [1, 2]} (ids are positive integers) or '
-                        '{"all": true}'])
+    raise _bad_request([shape])
 
 
 def _answer(result: dict[str, Any], noun: str) -> web.Response:

@@ -111,6 +111,7 @@ def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
                     owner=f"{socket.gethostname()}:{os.getpid()}:{id(app)}",
                     metrics=app[METRICS], alerter=Alerter(lambda: runtime.settings.alerts))
     app[WORKER] = worker
+    app[admin.GUARD] = admin.Guard()
     ingest = Ingest(runtime, app[STORE], app[METRICS], worker.wake)
     for method, path, handler in (
         ("GET", "/healthz", healthz), ("GET", "/readyz", readyz), ("GET", "/metrics", metrics),

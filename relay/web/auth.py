@@ -112,25 +112,42 @@ def csrf_ok(session: Session, tokens: Sequence[AdminToken], given: str | None) -
 
 @dataclass
 class SignInLimit:
-    """At most ``attempts`` sign-ins per client address per ``window`` seconds (failed or
-    not: a client guessing tokens is slowed either way); the oldest addresses are forgotten
-    past ``remember`` of them, so the table stays small under a spray of addresses."""
+    """At most ``attempts`` counted tries per client address per ``window`` seconds; the
+    oldest addresses are forgotten past ``remember`` of them, so the table stays small under
+    a spray of addresses. The console counts every sign-in (failed or not: a client
+    guessing tokens is slowed either way), the admin API every wrong bearer token."""
 
     attempts: int = SIGN_IN_ATTEMPTS
     window: float = SIGN_IN_WINDOW_S
     remember: int = 10_000
     _seen: dict[str, deque[float]] = field(default_factory=dict)
 
-    def allow(self, address: str, now: float | None = None) -> float | None:
-        """None when the attempt may go on, else the seconds until one may."""
+    def wait(self, address: str, now: float | None = None) -> float | None:
+        """None when ``address`` may try now, else the seconds until it may."""
         now = time.monotonic() if now is None else now
-        times = self._seen.pop(address, deque())
+        times = self._seen.get(address)
+        if times is None:
+            return None
         while times and times[0] <= now - self.window:
             times.popleft()
+        if not times:
+            del self._seen[address]
+            return None
+        return times[0] + self.window - now if len(times) >= self.attempts else None
+
+    def count(self, address: str, now: float | None = None) -> None:
+        """One try of ``address`` counted."""
+        now = time.monotonic() if now is None else now
+        times = self._seen.pop(address, deque())
         self._seen[address] = times  # most recent last, for forgetting the oldest
-        if len(times) >= self.attempts:
-            return times[0] + self.window - now
         times.append(now)
         while len(self._seen) > self.remember:
             del self._seen[next(iter(self._seen))]
-        return None
+
+    def allow(self, address: str, now: float | None = None) -> float | None:
+        """``wait``, and the try counted when it may go on."""
+        now = time.monotonic() if now is None else now
+        wait = self.wait(address, now)
+        if wait is None:
+            self.count(address, now)
+        return wait

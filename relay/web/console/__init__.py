@@ -51,9 +51,13 @@ def _when(text: str | None) -> str:
 
 
 def _stamp(value: object) -> str:
-    """SUBMAIL's ``timestamp`` (UNIX seconds, or text as some docs give it), for people."""
-    text = str(value) if value is not None else "-"
-    return times.local(times.iso(float(text))) if text.isdigit() else text
+    """SUBMAIL's ``timestamp`` for people: local time when it reads as UNIX seconds
+    (times.read_timestamp), else as stored (autoescaped), whatever a store holds."""
+    try:
+        shown = times.iso(times.read_timestamp(value))
+    except ValueError:
+        shown = None
+    return times.local(shown) if shown else ("-" if value is None else str(value)[:40])
 
 
 def _ago(seconds: float | None) -> str:

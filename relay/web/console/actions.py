@@ -12,15 +12,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote_plus, urlparse
+from urllib.parse import quote_plus
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from relay import destinations, lookup, operations
-from relay.admission import client_address
+from relay.admission import forwarded_client
 from relay.web import auth
 from relay.web.console.views import SIGNED_OUT, error_page, session_of
+from relay.web.forms import Unreadable, parse_url, read_form
 from relay.web.state import RUNTIME, STORE, WORKER
 
 log = logging.getLogger("relay.console")
@@ -35,8 +36,9 @@ def _back_to(target: str | None, default: str = "/console/") -> str:
     """A redirect target inside the console only (never another host)."""
     if not target:
         return default
-    parsed = urlparse(target)
-    if parsed.scheme or parsed.netloc or not parsed.path.startswith("/console/"):
+    parsed = parse_url(target)
+    if parsed is None or parsed.scheme or parsed.netloc or \
+            not parsed.path.startswith("/console/"):
         return default
     return target
 
@@ -53,15 +55,18 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
     settings = request.app[RUNTIME].settings
     if not settings.admin_tokens:
         raise web.HTTPNotFound(text="the console is off: no admin.tokens configured")
-    address = client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                             settings.trusted_proxies) or "-"
+    address = forwarded_client(request.remote, request.headers.getall("X-Forwarded-For", ()),
+                               settings.trusted_proxies) or "-"
     wait = request.app[SIGN_IN_LIMIT].allow(address)
     if wait is not None:
         log.warning("console sign-in refused for %s: too many attempts", address)
         return error_page(request, web.HTTPTooManyRequests(
             text="Too many sign-in attempts from this address; try again later.",
             headers={"Retry-After": str(int(wait) + 1)}))
-    form = await request.post()
+    try:
+        form = await read_form(request)
+    except Unreadable as exc:
+        return error_page(request, web.HTTPBadRequest(text=str(exc)))
     given = str(form.get("token", "")).encode("utf-8", "surrogateescape")
     entry = auth.match_token(settings.admin_tokens, given)
     target = _back_to(str(form.get("next", "")))
@@ -97,7 +102,10 @@ def action(*, operator: bool) -> Callable[[Action], Handler]:
             session = session_of(request)
             if session is None:
                 raise web.HTTPUnauthorized(text="sign in first")
-            form = dict(await request.post())
+            try:
+                form = dict(await read_form(request))
+            except Unreadable as exc:
+                raise web.HTTPBadRequest(text=str(exc)) from None
             tokens = request.app[RUNTIME].settings.admin_tokens
             if not auth.csrf_ok(session, tokens, str(form.get("csrf", "")) or None):
                 raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -25,6 +25,7 @@ from relay.store import messages as message_records
 from relay.store.base import DeliveryState
 from relay.web import auth
 from relay.web.console.traffic import Totals, Traffic, destination_figures
+from relay.web.forms import parse_url
 from relay.web.state import METRICS, RUNTIME, STORE, WORKER
 
 TRAFFIC = web.AppKey("console_traffic", Traffic)
@@ -47,8 +48,8 @@ def session_of(request: web.Request) -> auth.Session | None:
 def _within_console(url: str | None) -> str:
     """The path (and query) of ``url`` when it is a console page, else the overview: a
     link back never leads off the console (nor to a ``javascript:`` URL)."""
-    parsed = urlparse(url or "")
-    if not parsed.path.startswith("/console/"):
+    parsed = parse_url(url)
+    if parsed is None or not parsed.path.startswith("/console/"):
         return "/console/"
     return parsed.path + (f"?{parsed.query}" if parsed.query else "")
 
