@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from relay.capacity import Budget
 from relay.metrics import Metrics
 from relay.runtime import Runtime
 from relay.store import Store
@@ -13,3 +14,5 @@ RUNTIME = web.AppKey("runtime", Runtime)
 STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", Metrics)
 WORKER = web.AppKey("worker", Worker)
+#: bytes of unfinished header blocks and bodies being read, shared with the serving layer
+BUDGET = web.AppKey("budget", Budget)
