@@ -40,6 +40,9 @@ log = logging.getLogger("relay.http")
 _QUIET = logging.Logger("relay.http.aiohttp")
 _QUIET.disabled = True
 
+#: Characters of a client error's text written to the log (it quotes the bytes sent).
+TEXT_SHOWN = 160
+
 #: Errors that a client's bytes cause in the HTTP layer (never the relay's fault).
 CLIENT_FAULTS = (HttpProcessingError, RequestPayloadError, ConnectionError)
 
@@ -195,8 +198,11 @@ class Connection(RequestHandler):
     def _report(self, exc: BaseException | None, status: int) -> None:
         kind = type(exc).__name__ if exc is not None else "error"
         if isinstance(exc, CLIENT_FAULTS):
+            text = str(getattr(exc, "message", None) or exc)
+            if len(text) > TEXT_SHOWN:
+                text = text[:TEXT_SHOWN] + "..."
             self._shared.say(logging.WARNING, ("client", kind), "bad request from %s: %d "
-                             "%s: %s", self._address, status, kind, exc, status=status)
+                             "%s: %s", self._address, status, kind, text, status=status)
         else:
             self._shared.say(logging.ERROR, ("fault", kind), "error handling a request "
                              "from %s: %d %s", self._address, status, kind, exc=exc,

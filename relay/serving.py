@@ -34,6 +34,12 @@ from relay.web.state import BUDGET, RUNTIME
 #: commit's time and capped the pushes answered per second (docs/performance.md).
 GIL_SWITCH_INTERVAL_S = 0.0002
 
+#: How long the body of a request answered without reading it (refused: too large, too
+#: slow, over the buffer, not allowed) is still read and dropped before the connection
+#: closes, so that the client reads the answer rather than a reset (aiohttp's default:
+#: 10 s, during which a trickling client kept its connection).
+LINGER_S = 1.0
+
 
 class _Site(web.SockSite):
     """A listening socket whose connections are ``Connection`` handlers of ``listener``."""
@@ -63,7 +69,7 @@ async def serving(app: web.Application, edge: socket.socket, admin: socket.socke
                   **handler: Any) -> AsyncIterator[web.AppRunner]:
     """The app served on ``edge`` (and ``admin``) until the block ends; its start-up
     (the store) runs first and its cleanup after."""
-    runner = web.AppRunner(app, access_log=None, **handler)
+    runner = web.AppRunner(app, access_log=None, lingering_time=LINGER_S, **handler)
     await runner.setup()
     try:
         for sock, name in ((edge, EDGE), (admin, ADMIN)):
