@@ -12,9 +12,10 @@ from multidict import CIMultiDict
 SERVER = "subhook-relay"
 
 #: Scripts, styles and images from the relay itself only (no inline script, no inline
-#: style element, no eval); no page may frame the console.
+#: style element, no eval); no page may frame the console. ``data:`` images are the icons
+#: inside the relay's own stylesheet (Pico's check marks and arrows), no other host.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; "
-                           "img-src 'self'; connect-src 'self'; object-src 'none'; "
+                           "img-src 'self' data:; connect-src 'self'; object-src 'none'; "
                            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 PRIVATE = CIMultiDict({

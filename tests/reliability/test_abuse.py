@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import signed
-from relayproc import Relay, free_port, subhooks_yaml
+from relayproc import Relay, free_port, subhooks_yaml, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -243,3 +243,74 @@ async def test_console_and_admin_headers(tmp_path: Path) -> None:
             assert r.status == 405 and "HEAD" in r.headers["Allow"]
         async with session.post(relay.url + "/subhook/sms", data=push_fields("s")) as r:
             assert r.headers["Server"] == "subhook-relay"
+
+
+async def hold(port: int, stop: asyncio.Event, kind: str, opened: list[int]) -> None:
+    """One of the abuser's connections, reopened whenever the relay closes it: ``keepalive``
+    asks GET /healthz every 10 s; ``trickle`` sends a header block a line a second;
+    ``body`` announces 8 MiB - 1 byte, sends all but the last byte and waits."""
+    while not stop.is_set():
+        writer = None
+        try:
+            reader, writer = await connect(port)
+            opened[0] += 1
+            if kind == "body":
+                writer.write(b"POST /subhook/sms HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                             b"application/x-www-form-urlencoded\r\nContent-Length: "
+                             + str(8 * 1024 * 1024 - 1).encode() + b"\r\n\r\n"
+                             + b"a" * (8 * 1024 * 1024 - 2))
+            elif kind == "trickle":
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            while not stop.is_set() and not reader.at_eof():
+                if kind == "keepalive":
+                    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                elif kind == "trickle":
+                    writer.write(b"X-Slow: " + b"s" * 4000 + b"\r\n")
+                await writer.drain()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 10.0 if kind == "keepalive" else 1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(reader.read(65536), 0.01)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            if writer is not None:
+                writer.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)  # paces the reconnect; decides nothing
+
+
+async def test_one_client_holding_everything_does_not_starve_submail(tmp_path: Path) -> None:
+    """One address holding 1,000 connections (keep-alive and trickling) and 8 unfinished
+    8 MiB bodies: 50 signed pushes from another address are each answered 200 within 2 s;
+    the relay's memory comes back after the load (at most 1.5 x what it was before)."""
+    async with relay_with(tmp_path, "") as relay:
+        assert relay.proc is not None
+        pid = relay.proc.pid
+        before = rss_mb(pid)
+        stop, opened = asyncio.Event(), [0]
+        kinds = ["body"] * 8 + ["keepalive"] * 500 + ["trickle"] * 500
+        crowd = [asyncio.create_task(hold(relay.port, stop, kind, opened)) for kind in kinds]
+        peak, slowest = before, 0.0
+        try:
+            await wait_until(lambda: opened[0] >= 1008, 60, "the crowd never connected")
+            async with session_from(SUBMAIL) as session:
+                for n in range(50):
+                    started = time.monotonic()
+                    async with session.post(f"{relay.url}/subhook/sms",
+                                            data=push_fields(f"real-{n}")) as response:
+                        assert response.status == 200, await response.text()
+                    slowest = max(slowest, time.monotonic() - started)
+                    peak = max(peak, rss_mb(pid))
+                    # spreads the pushes over the crowd's reconnects and deadlines
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.1)
+        finally:
+            stop.set()
+            await asyncio.gather(*crowd, return_exceptions=True)
+        await wait_until(lambda: rss_mb(pid) <= 1.5 * before, 70,
+                         f"RSS {rss_mb(pid):.0f} MB stayed over 1.5 x {before:.0f} MB")
+        after = rss_mb(pid)
+    print(f"one client, 1,008 connections: slowest push {slowest:.3f}s; RSS before "
+          f"{before:.0f} MB, peak {peak:.0f} MB, after {after:.0f} MB")
+    assert slowest < 2.0, f"slowest push took {slowest:.2f}s"
