@@ -178,8 +178,8 @@ def serve(path: Path) -> int:
         context.load_cert_chain(settings.tls_cert, settings.tls_key)
     limits = settings.limits
     try:
-        serving.run(create_app(runtime), sockets, _event_loop(), ssl_context=context,
-                    max_connections=limits.max_connections, shutdown_timeout=15.0,
+        serving.run(create_app(runtime), sockets[0], sockets[1] if len(sockets) > 1 else None,
+                    _event_loop(), ssl_context=context, shutdown_timeout=15.0,
                     handler_cancellation=False, keepalive_timeout=limits.idle_timeout,
                     max_line_size=limits.max_header_size,
                     max_field_size=limits.max_header_size)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +31,38 @@ def escape(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
+def _chain(error: traceback.TracebackException) -> Iterator[traceback.TracebackException]:
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        one = todo.pop()
+        if id(one) in seen:
+            continue
+        seen.add(id(one))
+        yield one
+        todo.extend(e for e in (one.__cause__, one.__context__) if e is not None)
+        todo.extend(getattr(one, "exceptions", None) or ())
+
+
+def format_exception(info: Any) -> str:
+    """A traceback whose exception texts are escaped (SPEC 18): the frames are the relay's
+    own lines, the texts can carry a client's bytes (a charset, a header's value)."""
+    error = traceback.TracebackException(*info[:3])
+    for one in _chain(error):
+        # the exception's text as the traceback prints it (no public way to set it)
+        one._str = escape(str(one._str))  # type: ignore[attr-defined]
+        if one.__notes__:
+            one.__notes__ = [escape(str(note)) for note in one.__notes__]
+    return "".join(error.format()).rstrip("\n")
+
+
 class _EscapingText(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = escape(record.message)
         return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:
+        return format_exception(ei)
 
 
 class _Json(JsonFormatter):

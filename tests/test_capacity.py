@@ -34,15 +34,22 @@ def ingest_of(client: Client) -> Ingest:
     raise AssertionError("no route is handled by an Ingest")
 
 
-async def trickle(host: str, port: int | None, sent: bytes,
-                  length: int = 1000) -> asyncio.StreamWriter:
-    """A connection that sent its headers and ``sent`` of a ``length``-byte body."""
+async def trickle(host: str, port: int | None, sent: bytes, length: int = 1000,
+                  source: str = "127.0.0.1") -> asyncio.StreamWriter:
+    """A connection from ``source`` that sent its headers and ``sent`` of a
+    ``length``-byte body."""
+    return (await open_trickle(host, port, sent, length, source))[1]
+
+
+async def open_trickle(host: str, port: int | None, sent: bytes, length: int = 1000,
+                       source: str = "127.0.0.1") -> tuple[asyncio.StreamReader,
+                                                           asyncio.StreamWriter]:
     assert port is not None
-    _, writer = await asyncio.open_connection(host, port)
+    reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0))
     writer.write(b"POST /subhook/sms HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                  + f"Content-Length: {length}\r\n\r\n".encode() + sent)
     await writer.drain()
-    return writer
+    return reader, writer
 
 
 async def test_slow_bodies_hold_no_slot(make_relay: MakeRelay) -> None:
@@ -52,7 +59,7 @@ async def test_slow_bodies_hold_no_slot(make_relay: MakeRelay) -> None:
     ingest = ingest_of(client)
     slow = [await trickle(client.host, client.port, b"{") for _ in range(20)]
     try:
-        await wait_until(lambda: ingest.buffered.held == 20, 5, "slow bodies not being read")
+        await wait_until(lambda: ingest.budget.held == 20, 5, "slow bodies not being read")
         started = time.monotonic()
         response = await client.post("/subhook/sms", data=delivered("real"))
         assert response.status == 200
@@ -91,19 +98,44 @@ async def test_verified_pushes_beyond_max_in_progress_are_shed(make_relay: MakeR
 
 
 async def test_bytes_of_unverified_bodies_are_bounded(make_relay: MakeRelay) -> None:
-    """Over limits.max_buffered bytes held by bodies being read, a push is answered 503
-    overloaded; once the held body is gone, pushes are taken again."""
+    """Over limits.max_buffered bytes held by bodies being read (four addresses each
+    holding under its quarter), a push is answered 503 overloaded; once the held bodies are
+    gone, pushes are taken again."""
     client = await make_relay("  []", "limits: {max_buffered: 2KiB, read_timeout: 30s}\n")
     ingest = ingest_of(client)
     body = json.dumps(delivered("x")).encode()
-    holder = await trickle(client.host, client.port, b" " * 2000, length=4000)
+    holders = [await trickle(client.host, client.port, b" " * 500, length=4000,
+                             source=f"127.0.0.{n}") for n in range(2, 6)]
     try:
-        await wait_until(lambda: ingest.buffered.held == 2000, 5, "body not being read")
+        await wait_until(lambda: ingest.budget.held == 2000, 5, "bodies not being read")
         response = await client.post("/subhook/sms", data=body,
                                       headers={"Content-Type": "application/json"})
         assert response.status == 503
         assert (await response.json())["error"] == "overloaded"
     finally:
-        holder.close()
-    await wait_until(lambda: ingest.buffered.held == 0, 5, "held bytes never released")
+        for holder in holders:
+            holder.close()
+    await wait_until(lambda: ingest.budget.held == 0, 5, "held bytes never released")
     assert (await client.post("/subhook/sms", data=delivered("after"))).status == 200
+
+
+async def test_one_address_holds_a_quarter_of_the_buffer(make_relay: MakeRelay) -> None:
+    """An address holding a quarter of limits.max_buffered in bodies being read gets 503
+    for its next push, while a push from another address is answered 200."""
+    client = await make_relay("  []", "limits: {max_buffered: 4KiB, read_timeout: 30s}\n")
+    ingest = ingest_of(client)
+    holder = await trickle(client.host, client.port, b" " * 1000, length=4000,
+                           source="127.0.0.2")
+    try:
+        await wait_until(lambda: ingest.budget.of("127.0.0.2") == 1000, 5,
+                         "body not being read")
+        reader, refused = await open_trickle(client.host, client.port, b" " * 100,
+                                             length=200, source="127.0.0.2")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n"), 5)
+        refused.close()
+        assert head.startswith(b"HTTP/1.1 503"), head
+        assert (await client.post("/subhook/sms", data=delivered("other"))).status == 200
+    finally:
+        holder.close()
+    await wait_until(lambda: ingest.budget.held == 0, 5, "held bytes never released")
+

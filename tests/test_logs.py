@@ -93,3 +93,23 @@ def test_configured_handler_is_replaced_not_added() -> None:
             if h not in before:
                 root.removeHandler(h)
         root.setLevel(logging.WARNING)
+
+
+def test_exception_texts_in_tracebacks_are_escaped() -> None:
+    """A traceback's exception texts (a client's charset, say) cannot start a line: CR, LF,
+    NEL, U+2028 and U+2029 in them are escaped, in a chained exception too."""
+    record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", None, None)
+    try:
+        try:
+            raise LookupError("unknown encoding: x\u0085 2026-12-05 ERROR fake\nline\u2028")
+        except LookupError as exc:
+            raise ValueError("outer\r\u2029") from exc
+    except ValueError:
+        import sys  # noqa: PLC0415
+
+        record.exc_info = sys.exc_info()
+    text = formatter("text").format(record)
+    assert not any(c in text for c in "\r\x85\u2028\u2029")
+    assert "\\x85 2026-12-05 ERROR fake\\nline\\u2028" in text
+    assert not any(line.startswith("2026-12-05 ERROR") for line in text.splitlines())
+    assert "Traceback (most recent call last)" in text

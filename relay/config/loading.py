@@ -227,6 +227,10 @@ class _Builder:
             read_timeout=self.duration(raw, "read_timeout", ("limits",), base.read_timeout),
             max_in_progress=raw.get("max_in_progress", base.max_in_progress),
             max_connections=raw.get("max_connections", base.max_connections),
+            max_connections_per_address=raw.get("max_connections_per_address",
+                                                base.max_connections_per_address),
+            max_admin_connections=raw.get("max_admin_connections",
+                                          base.max_admin_connections),
             idle_timeout=self.duration(raw, "idle_timeout", ("limits",), base.idle_timeout),
             max_buffered=parse_size(raw.get("max_buffered", base.max_buffered)),
         )

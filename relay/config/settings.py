@@ -30,11 +30,19 @@ class Limits:
     read_timeout: float = 10.0
     #: verified pushes being stored at once; more are shed with 503 (memory and latency)
     max_in_progress: int = 256
-    #: open connections over both listeners; more are closed as soon as they are accepted
+    #: open connections on the edge listener (``listen``); more are closed as soon as
+    #: they are accepted
     max_connections: int = 1024
+    #: open connections of one TCP peer address, on each listener; that address's next
+    #: ones are closed as soon as they are accepted, nobody else's (SPEC 18)
+    max_connections_per_address: int = 64
+    #: open connections on the admin listener (``admin_listen``), counted apart from the
+    #: edge's: a crowd on the edge cannot lock operators out of /metrics and the console
+    max_admin_connections: int = 64
     #: a connection that sends no complete request this long is closed
     idle_timeout: float = 15.0
-    #: bytes of bodies being read (not yet verified) held at once; more: 503 at once
+    #: bytes of unfinished header blocks and of bodies being read (not yet verified)
+    #: held at once; more: 503 at once. One peer address may hold a quarter of it.
     max_buffered: int = 64 * 1024 * 1024
 
 

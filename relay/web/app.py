@@ -19,21 +19,23 @@ from aiohttp import web
 
 from relay import retention, version
 from relay.alerts import Alerter
+from relay.capacity import Budget
 from relay.config import Settings
 from relay.message_follower import MessageFollower
 from relay.metrics import Metrics
 from relay.redact import redact_text, redact_url
 from relay.runtime import Runtime
 from relay.store import Store, StoreUnavailable, open_store
-from relay.web import admin, console
+from relay.web import admin, console, headers, listeners
 from relay.web.problems import not_allowed, problem
-from relay.web.state import METRICS, RUNTIME, STORE, WORKER
+from relay.web.reading import bounded
+from relay.web.state import BUDGET, METRICS, RUNTIME, STORE, WORKER
 from relay.web.subhook import Ingest
 from relay.worker import Worker
 
 log = logging.getLogger("relay.app")
 
-Handler = Callable[[web.Request], Awaitable[web.Response]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: New objects between two collections of the youngest generation (Python's default: 700).
 GC_YOUNG_THRESHOLD = 20_000
@@ -47,27 +49,6 @@ def _allow(*methods: str) -> Handler:
         return not_allowed(request.path, request.method, allowed)
 
     return answer
-
-
-def _is_private(path: str) -> bool:
-    return path == "/metrics" or path.startswith(("/admin/", "/console"))
-
-
-def _split_ports(admin_port: int) -> Any:
-    """With ``admin_listen``: /metrics, /admin and /console only on the admin port, the
-    SUBHOOK paths only on the edge port; /healthz and /readyz on both."""
-
-    @web.middleware
-    async def split(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path not in ("/healthz", "/readyz"):
-            transport = request.transport
-            sockname = transport.get_extra_info("sockname") if transport else None
-            on_admin = isinstance(sockname, tuple) and sockname[1] == admin_port
-            if on_admin != _is_private(request.path):
-                return problem(404, "not_found", [f"no such path: {request.path}"])
-        return await handler(request)
-
-    return split
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -96,31 +77,42 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
 
+def add_route(app: web.Application, method: str, path: str, handler: Handler) -> None:
+    """A GET route answers HEAD too (its Allow says so); a route that takes a body reads
+    it within the limits of every body (relay.web.reading)."""
+    if method == "GET":
+        app.router.add_get(path, handler)
+    else:
+        app.router.add_route(method, path, bounded(handler))
+
+
 def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
     """The relay as an aiohttp app; the store opens and the worker starts on startup."""
     settings = runtime.settings
-    middlewares = [] if settings.admin_listen is None else [_split_ports(
-        settings.admin_listen[1])]
+    middlewares = [] if settings.admin_listen is None else [listeners.split(
+        settings.admin_listen)]
     app = web.Application(client_max_size=settings.limits.max_body_size,
                           middlewares=middlewares)
     app[RUNTIME] = runtime
     app[STORE] = store or open_store(settings.store)
     app[METRICS] = Metrics()
+    app[BUDGET] = Budget()
+    app.on_response_prepare.append(headers.on_prepare)
     runtime.on_reload = app[METRICS].config_reloaded
     worker = Worker(app[STORE], lambda: runtime.settings,
                     owner=f"{socket.gethostname()}:{os.getpid()}:{id(app)}",
                     metrics=app[METRICS], alerter=Alerter(lambda: runtime.settings.alerts))
     app[WORKER] = worker
     app[admin.GUARD] = admin.Guard()
-    ingest = Ingest(runtime, app[STORE], app[METRICS], worker.wake)
+    ingest = Ingest(runtime, app[STORE], app[METRICS], worker.wake, budget=app[BUDGET])
     for method, path, handler in (
         ("GET", "/healthz", healthz), ("GET", "/readyz", readyz), ("GET", "/metrics", metrics),
         *admin.ROUTES,
     ):
-        app.router.add_route(method, path, handler)
+        add_route(app, method, path, handler)
         allowed = ("GET", "HEAD") if method == "GET" else (method,)
         app.router.add_route("*", path, _allow(*allowed))
-    console.setup(app)
+    console.setup(app, add_route)
     app.router.add_route("*", "/{tail:.*}", ingest.handle)
     app.cleanup_ctx.extend((_store, _alerts, _worker, _watcher, _retention, _messages, _traffic,
                             _sighup, _collector))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from relay.capacity import Budget
 from relay.config import AdminToken
 from relay.metrics import Metrics
 from relay.runtime import Runtime
@@ -17,3 +18,5 @@ WORKER = web.AppKey("worker", Worker)
 #: The request key of the ``admin.tokens`` entry an admin request was let in with (its
 #: name says who paused a destination).
 ADMIN_ENTRY = web.RequestKey("admin_entry", AdminToken)
+#: bytes of unfinished header blocks and bodies being read, shared with the serving layer
+BUDGET = web.AppKey("budget", Budget)

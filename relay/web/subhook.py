@@ -6,7 +6,6 @@ Checks run in the order of SPEC section 4; each refusal has a JSON body naming t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -19,16 +18,11 @@ from aiohttp import web
 
 from relay import pushes
 from relay.admission import check_address, check_signature, check_window
+from relay.capacity import Budget
 from relay.compact import compact_json
 from relay.config import Settings, Subhook
 from relay.constants import RETRY_AFTER_OVERLOADED, RETRY_AFTER_STORE
-from relay.errors import (
-    EventInvalid,
-    Overloaded,
-    PayloadTooLarge,
-    PushRejected,
-    ReadTimedOut,
-)
+from relay.errors import EventInvalid, NotAllowed, Overloaded, PushRejected
 from relay.events import build_event
 from relay.identity import identity as event_identity
 from relay.logs import Throttle
@@ -38,55 +32,11 @@ from relay.runtime import Runtime
 from relay.schemas import EventSchemas
 from relay.store import QuarantinedPush, Store, StoreUnavailable
 from relay.web.problems import not_allowed, problem
+from relay.web.reading import read_body
 
 log = logging.getLogger("relay.ingest")
 
 PUSH_METHODS = ("GET", "POST")
-
-
-@dataclass
-class Buffered:
-    """Bytes of bodies being read, not yet verified, over every request."""
-
-    held: int = 0
-
-
-def _over_budget(budget: int) -> Overloaded:
-    return Overloaded([f"bodies being read hold over {budget} bytes (limits.max_buffered); "
-                       "retry later"])
-
-
-async def read_body(request: web.Request, limit: int, within: float, buffered: Buffered,
-                    budget: int) -> bytes:
-    """The whole body, refused when over ``limit`` bytes or slower than ``within`` seconds,
-    or 503 when the bodies being read at once would hold more than ``budget`` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge([f"body of {request.content_length} bytes is over {limit}"])
-    if request.content.is_eof():
-        # All of it came with the headers (most pushes): nothing to wait for, no timeout to
-        # arm (which cost as much as the rest of reading).
-        body = request.content.read_nowait()
-        if len(body) > limit:
-            raise PayloadTooLarge([f"body is over {limit} bytes"])
-        if buffered.held + len(body) > budget:
-            raise _over_budget(budget)
-        return body
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(within):
-            async for chunk in request.content.iter_any():
-                size += len(chunk)
-                buffered.held += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge([f"body is over {limit} bytes"])
-                if buffered.held > budget:
-                    raise _over_budget(budget)
-                chunks.append(chunk)
-    except TimeoutError as exc:
-        raise ReadTimedOut([f"body not received within {within:g}s"]) from exc
-    finally:
-        buffered.held -= size
-    return b"".join(chunks)
 
 
 #: The answer's header, set as it is: aiohttp parses a content_type argument per response.
@@ -108,7 +58,7 @@ class Ingest:
     metrics: Metrics
     on_accepted: Callable[[], None]  # wakes the delivery worker
     in_progress: int = 0
-    buffered: Buffered = field(default_factory=Buffered)
+    budget: Budget = field(default_factory=Budget)
     refusals: Throttle = field(default_factory=Throttle)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -130,6 +80,11 @@ class Ingest:
                 response.headers["Retry-After"] = RETRY_AFTER_OVERLOADED
             else:
                 self._log_refusal(subhook.path, exc)
+            if isinstance(exc, NotAllowed) or not request.content.is_eof():
+                # An address refused is not kept connected (SPEC 18): its connections
+                # would hold the capacity of the addresses that are allowed; nor is a
+                # body left unread (too large, too slow, over the buffer) read on.
+                response.force_close()
         except StoreUnavailable as exc:
             count = self.refusals.let(("store", 503), time.monotonic())
             if count is not None:
@@ -158,7 +113,7 @@ class Ingest:
                           subhook, settings)
         limits = settings.limits
         body = b"" if request.method == "GET" else await read_body(
-            request, limits.max_body_size, limits.read_timeout, self.buffered,
+            request, limits.max_body_size, limits.read_timeout, self.budget,
             limits.max_buffered)
         content_type = request.headers.get("Content-Type", "")
         # The query exactly as sent, decoded once by the form reader (yarl's query_string

@@ -36,13 +36,14 @@ def push_fields(send_id: str) -> dict[str, object]:
                           "send_id": send_id, "timestamp": int(time.time())})
 
 
-async def trickler(port: int, stop: asyncio.Event, opened: list[int]) -> None:
+async def trickler(port: int, stop: asyncio.Event, opened: list[int], source: str) -> None:
     """Announces a 1,000-byte body and sends one byte a second; reconnects when the relay
     hangs up (read deadline), until told to stop."""
     while not stop.is_set():
         writer = None
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            _, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                      local_addr=(source, 0))
             opened[0] += 1
             writer.write(b"POST /subhook/sms HTTP/1.1\r\nHost: x\r\nContent-Type: "
                          b"application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\n")
@@ -60,7 +61,9 @@ async def trickler(port: int, stop: asyncio.Event, opened: list[int]) -> None:
 
 async def test_500_trickling_connections_do_not_starve_real_pushes(tmp_path: Path) -> None:
     """While 500 connections trickle bodies (reconnecting as the read deadline cuts them),
-    50 signed pushes are each answered 200 within 2 s, and the relay stays under 300 MB."""
+    50 signed pushes are each answered 200 within 2 s, and the relay stays under 300 MB.
+    The crowd comes from ten addresses (50 each, under limits.max_connections_per_address),
+    the pushes from another one."""
     port = free_port()
     config = tmp_path / "relay.yaml"
     relay_config(config, port, "{read_timeout: 3s}")
@@ -68,12 +71,14 @@ async def test_500_trickling_connections_do_not_starve_real_pushes(tmp_path: Pat
     await relay.start()
     assert relay.proc is not None
     stop, opened = asyncio.Event(), [0]
-    tricklers = [asyncio.create_task(trickler(port, stop, opened)) for _ in range(500)]
+    tricklers = [asyncio.create_task(trickler(port, stop, opened, f"127.0.1.{n % 10}"))
+                 for n in range(500)]
     peak = rss_mb(relay.proc.pid)
     slowest = 0.0
     try:
         await wait_until(lambda: opened[0] >= 500, 30, "the crowd never connected")
-        async with aiohttp.ClientSession() as session:
+        connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=connector) as session:
             for n in range(50):
                 started = time.monotonic()
                 async with session.post(f"{relay.url}/subhook/sms",

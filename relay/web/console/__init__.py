@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -21,6 +22,8 @@ from relay.web import auth
 from relay.web.console import actions, views
 from relay.web.console.traffic import SAMPLE_S, Traffic
 from relay.web.state import METRICS
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -77,8 +80,10 @@ def _static_url(path: str) -> str:
     return f"/console/static/{path}?v={digest}"
 
 
-def setup(app: web.Application) -> None:
-    """Templates, pages, static files and the traffic sampler, on ``app``."""
+def setup(app: web.Application,
+          add_route: Callable[[web.Application, str, str, Handler], None]) -> None:
+    """Templates, pages, static files and the traffic sampler, on ``app``; each page's
+    route added by ``add_route`` (HEAD beside GET, bodies read within the limits)."""
     environment = aiohttp_jinja2.setup(
         app, loader=jinja2.PackageLoader("relay.web", "templates"), autoescape=True)
     environment.filters.update(local=times.local, ago=_ago, stamp=_stamp, when=_when)
@@ -87,7 +92,7 @@ def setup(app: web.Application) -> None:
     app[views.SIGNED_OUT] = {}
     app[actions.SIGN_IN_LIMIT] = auth.SignInLimit()
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, handler)
+        add_route(app, method, path, handler)
     app.router.add_get("/console", _to_console)
     app.router.add_static("/console/static/", STATIC)
 
