@@ -27,6 +27,7 @@ from relay.store import ClaimedDelivery, DeliveryState, QuarantinedPush, Store, 
 from relay.store import destinations as destination_store
 from relay.store import messages as message_store
 from relay.store import queries as q
+from relay.store import sessions as session_store
 from relay.store.base import QuarantineState
 from relay.store.migrations import LATEST, migrate_postgres, migrate_sqlite
 from relay.store.migrations import STATEMENTS as MIGRATION_STATEMENTS
@@ -325,7 +326,7 @@ async def test_an_old_postgres_store_is_brought_to_the_layout_with_its_rows(
 
 STATEMENTS = {
     **q.STATEMENTS, **MIGRATION_STATEMENTS, **lookup.STATEMENTS, **message_store.STATEMENTS,
-    **destination_store.STATEMENTS,
+    **destination_store.STATEMENTS, **session_store.STATEMENTS,
     # event listings: no filter; every filter (dead, so deliveries_dead serves it); a page
     "LIST_ALL": lookup.listing(lookup.EventFilter(), paged=False),
     "LIST_EVERY_FILTER": lookup.listing(lookup.EventFilter(
@@ -372,7 +373,8 @@ def test_no_statement_is_written_twice() -> None:
 
 
 SQL_START = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|WITH)\s")
-SQL_HOMES = {"queries.py", "lookup.py", "messages.py", "destinations.py", "schema.py",
+SQL_HOMES = {"queries.py", "lookup.py", "messages.py", "destinations.py", "sessions.py",
+             "schema.py",
              "migrations.py", "legacy.py"}
 
 

@@ -26,6 +26,10 @@ why it failed), and ``message_cursor``, the last event id applied.
 
 8 (a destination's bad day, SPEC 17): ``destinations``, one row per destination an operator
 paused or whose breaker state a worker reported (relay/store/destinations.py).
+
+9 (the edge under abuse, SPEC 18): ``signed_out``, the console sessions signed out before
+they expire, so a sign-out holds after a restart and on every instance
+(relay/store/sessions.py).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ if TYPE_CHECKING:
                                      | asyncpg.Connection[asyncpg.Record])
 
 #: The newest version.
-LATEST = 8
+LATEST = 9
 #: The version schema.py's layout is.
 LAYOUT_VERSION = 5
 
@@ -100,6 +104,9 @@ AFTER_LAYOUT: list[dict[Dialect, list[str]]] = [
         "CREATE TABLE destinations (name TEXT PRIMARY KEY,"
         " state TEXT NOT NULL DEFAULT 'healthy', state_at {real}, last_error TEXT,"
         " paused_at {real}, paused_by TEXT, reason TEXT)",
+    )] for dialect in Dialect},
+    {dialect: [render(text, dialect) for text in (
+        "CREATE TABLE signed_out (nonce TEXT PRIMARY KEY, expires_at {real} NOT NULL)",
     )] for dialect in Dialect},
 ]
 assert LAYOUT_VERSION + len(AFTER_LAYOUT) == LATEST

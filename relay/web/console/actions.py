@@ -19,6 +19,7 @@ from aiohttp import web
 
 from relay import destinations, lookup, operations
 from relay.admission import forwarded_client
+from relay.store import sessions
 from relay.web import auth
 from relay.web.console.views import SIGNED_OUT, error_page, session_of
 from relay.web.forms import Unreadable, parse_url, read_form
@@ -99,7 +100,7 @@ def action(*, operator: bool) -> Callable[[Action], Handler]:
                 return error_page(request, error)
 
         async def checked(request: web.Request) -> web.StreamResponse:
-            session = session_of(request)
+            session = await session_of(request)
             if session is None:
                 raise web.HTTPUnauthorized(text="sign in first")
             try:
@@ -127,6 +128,7 @@ async def sign_out(request: web.Request, session: auth.Session,
     for nonce in [n for n, expires in signed_out.items() if expires <= now]:
         del signed_out[nonce]  # expired anyway
     signed_out[session.nonce] = session.expires
+    await sessions.sign_out(request.app[STORE], session.nonce, session.expires, now)
     log.info("console sign-out: %s", session.name)
     response = web.HTTPSeeOther("/console/signin")
     response.del_cookie(auth.COOKIE, path="/console/")

@@ -22,6 +22,7 @@ from relay import lookup, operations
 from relay.message_stats import hourly, stats
 from relay.routing import EventKey, destinations_for, explain
 from relay.store import messages as message_records
+from relay.store import sessions
 from relay.store.base import DeliveryState
 from relay.web import auth
 from relay.web.console.traffic import Totals, Traffic, destination_figures
@@ -37,10 +38,15 @@ DAY = 86400.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def session_of(request: web.Request) -> auth.Session | None:
+async def session_of(request: web.Request) -> auth.Session | None:
+    """The request's console session, unless it was signed out: by this relay (remembered
+    here) or by any relay on the store, before or after a restart (SPEC 18)."""
     session = auth.read_session(request.cookies.get(auth.COOKIE),
                                 request.app[RUNTIME].settings.admin_tokens)
     if session is None or session.nonce in request.app[SIGNED_OUT]:
+        return None
+    if await sessions.is_signed_out(request.app[STORE], session.nonce):
+        request.app[SIGNED_OUT][session.nonce] = session.expires
         return None
     return session
 
@@ -75,7 +81,7 @@ def page(template: str) -> Callable[[Page], Handler]:
     def wrap(view: Page) -> Handler:
         @functools.wraps(view)
         async def handler(request: web.Request) -> web.StreamResponse:
-            session = session_of(request)
+            session = await session_of(request)
             if session is None:
                 if request.headers.get("HX-Request"):
                     raise web.HTTPUnauthorized(text="signed out")
