@@ -26,8 +26,12 @@ def messages_show(path: Path, send_id: str, as_json: bool) -> int:
         for message in found:
             why = f" report {message['report']} ({message['reason']})" if message["reason"] \
                 else ""
+            latency = message["latency"]
+            took = (f"  request→{latency['to']} {latency['seconds']:g} s" if latency
+                    else "  request→delivered -")
             print(f"{message['product']} {message['send_id']}: {message['state']}{why}"
-                  f"  contact {message['contact'] or '-'}  operator {message['operator'] or '-'}")
+                  f"{took}  contact {message['contact'] or '-'}  "
+                  f"operator {message['operator'] or '-'}")
             for state, at in message["reached"].items():
                 print(f"  {times.local(at)}  {state}")
         return 0

@@ -27,6 +27,17 @@ def _latency(row: Mapping[str, Any]) -> float | None:
     return None if request is None or delivered is None else delivered - request
 
 
+def outcome_latency(row: Mapping[str, Any]) -> tuple[str, float] | None:
+    """(the end reached, seconds from ``request``): to ``delivered``, else to ``dropped``;
+    None before either, or when a time is none a page can show."""
+    request = times.showable(row["request_at"])
+    for end in ("delivered", "dropped"):
+        at = times.showable(row[f"{end}_at"])
+        if request is not None and at is not None:
+            return end, round(at - request, 3)
+    return None
+
+
 def stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """{product: {messages, delivered, delivered_share, latency_s: {p50, p90, p99},
     dropped, drops_by_class, drops_by_operator, states}}."""
@@ -58,7 +69,9 @@ def shown(row: dict[str, Any]) -> dict[str, Any]:
             "reached": {s: times.iso(row[f"{s}_at"]) for s in V7_STATES
                         if row[f"{s}_at"] is not None},
             "report": row["report"], "reason": row["reason"], "operator": row["operator"],
-            "location": row["location"], "updated_at": times.iso(row["updated_at"])}
+            "location": row["location"], "updated_at": times.iso(row["updated_at"]),
+            "latency": None if (got := outcome_latency(row)) is None else {
+                "to": got[0], "seconds": got[1]}}
 
 
 def hourly(rows: Iterable[Mapping[str, Any]], start: float, end: float,

@@ -45,6 +45,7 @@ ROUTES = (
     ("POST", "/console/destinations/{name}/{verb}", actions.destination_act),
     ("GET", "/console/routes", views.routes),
     ("GET", "/console/messages", views.messages_page),
+    ("GET", "/console/messages/{send_id}", views.message),
 )
 
 
@@ -95,6 +96,8 @@ def setup(app: web.Application,
         add_route(app, method, path, handler)
     app.router.add_get("/console", _to_console)
     app.router.add_static("/console/static/", STATIC)
+    # Last: any other path under /console/ is the console's own 404 page, not JSON.
+    app.router.add_route("*", "/console/{tail:.*}", views.not_found)
 
 
 async def _to_console(request: web.Request) -> web.StreamResponse:

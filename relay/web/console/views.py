@@ -19,7 +19,7 @@ from aiohttp import web
 
 from relay import destinations as destination_ops
 from relay import lookup, operations
-from relay.message_stats import hourly, stats
+from relay.message_stats import hourly, shown, stats
 from relay.routing import EventKey, destinations_for, explain
 from relay.store import messages as message_records
 from relay.store import sessions
@@ -103,6 +103,12 @@ def page(template: str) -> Callable[[Page], Handler]:
     return wrap
 
 
+async def not_found(request: web.Request) -> web.StreamResponse:
+    """Any path under /console/ that is no page: the console's 404 page, with a way back."""
+    return error_page(request, web.HTTPNotFound(
+        text=f"There is no console page at {request.path}."))
+
+
 @page("console/overview.html")
 async def overview(request: web.Request, session: auth.Session) -> dict[str, Any]:
     gauges = await request.app[STORE].gauges()
@@ -134,7 +140,8 @@ async def events(request: web.Request, session: auth.Session) -> dict[str, Any]:
                                 "cursor": listing["next_cursor"]})
     return {"title": "Events", "options": options, "problem": problem,
             "events": listing["events"], "more": more,
-            "states": [s.value for s in DeliveryState]}
+            "states": [s.value for s in DeliveryState],
+            "products": sorted({p for p, _ in request.app[RUNTIME].schemas})}
 
 
 @page("console/event.html")
@@ -182,6 +189,21 @@ async def messages_page(request: web.Request, session: auth.Session) -> dict[str
     rows = await message_records.since(request.app[STORE], now - DAY)
     return {"title": "Messages", "figures": stats(rows),
             "series": json.dumps(hourly(rows, now - DAY, now))}
+
+
+@page("console/message.html")
+async def message(request: web.Request, session: auth.Session) -> dict[str, Any]:
+    """One message (a send_id): per product its state, latency and states reached, and
+    every event of it, newest first."""
+    send_id = request.match_info["send_id"]
+    records = [shown(r) for r in await message_records.of_send_id(request.app[STORE],
+                                                                      send_id)]
+    listed = await lookup.list_events(request.app[STORE],
+                                      lookup.event_filter(send_id=send_id), 100)
+    if not records and not listed["events"]:
+        raise web.HTTPNotFound(text=f"No message with send_id {send_id}.")
+    return {"title": f"Message {send_id}", "send_id": send_id, "records": records,
+            "events": listed["events"]}
 
 
 @page("console/routes.html")
