@@ -34,8 +34,9 @@ PAGES = {"overview": "/console/", "events": "/console/events", "dead": "/console
 class Relay:
     """A relay app on a real SQLite file and a service answering 410 until told 200."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, app: web.Application) -> None:
         self.base = base
+        self.app = app
         self.answer = 410
 
     async def push(self, send_id: str) -> None:
@@ -68,8 +69,9 @@ async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
             "admin:\n  tokens:\n"
             f"    - {{name: vera, token: {VIEWER}, role: viewer}}\n"
             f"    - {{name: otto, token: {OPERATOR}, role: operator}}\n", encoding="utf-8")
-        async with TestServer(create_app(Runtime.load(config)), host="127.0.0.1") as server:
-            holder["relay"] = Relay(str(server.make_url("")).rstrip("/"))
+        app = create_app(Runtime.load(config))
+        async with TestServer(app, host="127.0.0.1") as server:
+            holder["relay"] = Relay(str(server.make_url("")).rstrip("/"), app)
             yield holder["relay"]
 
 
