@@ -25,7 +25,8 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 \
 # Mount your own config and set RELAY_CONFIG to its path (or pass --config to serve; then
 # give the HEALTHCHECK the same RELAY_CONFIG).
 # With the example config the operator must set SUBHOOK_SMS_KEY, SUBHOOK_INTERSMS_KEY,
-# SUBHOOK_MMS_KEY, SUBHOOK_MAIL_KEY, SUBHOOK_VOICE_KEY and ORDERS_WEBHOOK_SECRET (docker run
+# SUBHOOK_MMS_KEY, SUBHOOK_MAIL_KEY, SUBHOOK_VOICE_KEY, SUBHOOK_SHORTURL_KEY and
+# ORDERS_WEBHOOK_SECRET (docker run
 # -e ...): on 0.0.0.0, `relay serve` refuses to start (exit 1, naming each variable) while
 # any key, destination secret or admin token is a placeholder published in that file, so
 # the image never accepts pushes signed with a published key.

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from relay.products import PRODUCTS, SAMPLE_CONTACT
+from relay.products import PRODUCTS, SAMPLE_CONTACT, canonical_event
 from relay.schemas import EventSchemas
 from relay.signature import sign
 
@@ -23,6 +23,13 @@ _SAMPLES: dict[str, Any] = {
     "template_id": "SAMPLE1",
 }
 
+
+#: What a sample ``dropped`` says: a failure code of SUBMAIL's receipt table (one of each
+#: class of relay/drop_reasons.py in turn) and a carrier, so a demo's stats have both.
+_DROPS = (("UNDELIV", "中国移动"), ("BLACK", "中国联通"), ("REJECTD", "中国电信"),
+          ("MK:0001", "中国移动"), ("SIGFAIL", "中国联通"), ("BEYONDD", "中国电信"))
+#: Products whose contact is a phone number: their drops name a carrier.
+_CARRIED = ("sms", "internationalsms", "mms", "voice")
 
 #: Where a sample without a send_id carries its random mark, first found first.
 _MARKED = ("template_id", "content", "reason", "message_id", "item", "group")
@@ -67,16 +74,32 @@ def sample_fields(product: str, event: str, key: str, tag: str | None,
             fields[name] = _SAMPLES.get(name, "1")
         else:
             fields[name] = _SAMPLES.get(name, f"sample-{name}")
-    if "send_id" not in fields:
-        marked = next((n for n in _MARKED if n in fields), None)
-        if marked is not None:
-            fields[marked] = f"{fields[marked]} #{secrets.token_hex(4)}"
+    _mark(fields)
+    if canonical_event(event) == "dropped":
+        _as_a_drop(product, fields)
     if tag:
         fields["tag"] = tag
     fields.update(extra or {})
     fields["token"] = token
     fields["signature"] = sign(token, key)
     return fields
+
+
+def _mark(fields: dict[str, Any]) -> None:
+    """A sample with no send_id gets a random mark in a descriptive field (a new identity)."""
+    if "send_id" not in fields:
+        marked = next((n for n in _MARKED if n in fields), None)
+        if marked is not None:
+            fields[marked] = f"{fields[marked]} #{secrets.token_hex(4)}"
+
+
+def _as_a_drop(product: str, fields: dict[str, Any]) -> None:
+    """A failure code in ``report`` (where the event has one) and, for a phone, a carrier."""
+    report, carrier = secrets.choice(_DROPS)
+    if "report" in fields:
+        fields["report"] = report
+    if product in _CARRIED:
+        fields["operator"] = carrier
 
 
 async def send_push(url: str, fields: dict[str, Any], content_type: str) -> tuple[int, str]:

@@ -12,6 +12,7 @@ from conftest import KEYS, MakeRelay, MakeSink, signed, wait_settled
 from test_web_subhook import push
 
 from relay import docs2schema
+from relay.drop_reasons import DropClass, drop_class
 from relay.products import PRODUCTS
 from relay.sample import CONTENT_TYPES, sample_fields, send_push
 from relay.schemas import EventSchemas
@@ -148,3 +149,17 @@ async def test_relay_push_samples_every_event_of_every_product(make_relay: MakeR
             assert all("@" in str(fields[name]) for name in ("email", "mail_to", "new_email")
                        if name in fields)
     assert pushed == set(PRODUCTS)
+
+
+def test_a_sample_drop_carries_a_failure_code_and_a_carrier() -> None:
+    """`relay push --event dropped` sends a report that classes as a failure (never the
+    success code) and, for a phone, a carrier, so a demo's stats have both."""
+    schemas = EventSchemas.load()
+    classes = set()
+    for _ in range(40):
+        fields = sample_fields("sms", "dropped", KEYS["sms"], None, schemas)
+        assert fields["report"] != "DELIVRD" and fields["operator"]
+        classes.add(drop_class(fields["report"]))
+    assert DropClass.OTHER not in classes and len(classes) >= 3
+    mail = sample_fields("mail", "dropped", KEYS["mail"], None, schemas)
+    assert "operator" not in mail

@@ -23,6 +23,7 @@ PUBLISHED: Mapping[str, str] = {
     "example-mms-subhook-key": "SUBHOOK_MMS_KEY",
     "example-mail-subhook-key": "SUBHOOK_MAIL_KEY",
     "example-voice-subhook-key": "SUBHOOK_VOICE_KEY",
+    "example-shorturl-subhook-key": "SUBHOOK_SHORTURL_KEY",
     "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw": "ORDERS_WEBHOOK_SECRET",
 }
 

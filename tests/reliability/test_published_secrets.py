@@ -20,7 +20,8 @@ from relay.runtime import Runtime
 EXAMPLE = ROOT / "config.example.yaml"
 #: The variables config.example.yaml sets a secret with (keys and destination secrets).
 SECRET_VARIABLES = {"SUBHOOK_SMS_KEY", "SUBHOOK_INTERSMS_KEY", "SUBHOOK_MMS_KEY",
-                    "SUBHOOK_MAIL_KEY", "SUBHOOK_VOICE_KEY", "ORDERS_WEBHOOK_SECRET"}
+                    "SUBHOOK_MAIL_KEY", "SUBHOOK_VOICE_KEY", "SUBHOOK_SHORTURL_KEY",
+                    "ORDERS_WEBHOOK_SECRET"}
 
 
 def run_relay(*args: str, cwd: Path, env: dict[str, str] | None = None,
