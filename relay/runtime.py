@@ -14,6 +14,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from relay.config import Settings, load_config, placeholders
+from relay.config.yamltools import KeyPath
 from relay.errors import ConfigError, SchemaLoadError
 from relay.logs import configure
 from relay.products import EVENT_ALIASES, PRODUCTS
@@ -34,26 +35,28 @@ def _unknown(patterns: tuple[str | None, ...] | None, names: list[str]) -> list[
         glob_match(p, n) for n in names)]
 
 
-def vet(settings: Settings, schemas: EventSchemas) -> list[str]:
-    """Problems of a config that only the schemas show: a route matcher naming no product or
-    event there is (after globbing), a SUBHOOK of a product with no schema."""
-    source = settings.source or "<config>"
+def vet(settings: Settings, schemas: EventSchemas) -> list[tuple[KeyPath, str]]:
+    """Problems of a config that only the schemas show, by key path: a route matcher naming
+    no product or event there is (after globbing; an alias spelling such as ``unkown``
+    matches its event, though only the event's own names are listed as known), a SUBHOOK of
+    a product with no schema."""
     known = sorted({p for p, _ in schemas} | set(PRODUCTS))
-    problems = [f"{source}: subhooks[{i}].product: no event schemas for {s.product!r}"
-                for i, s in enumerate(settings.subhooks) if not schemas.events(s.product)]
+    problems: list[tuple[KeyPath, str]] = [
+        (("subhooks", i, "product"), f"no event schemas for {s.product!r}")
+        for i, s in enumerate(settings.subhooks) if not schemas.events(s.product)]
     for index, route in enumerate(settings.routes):
-        where = f"{source}: routes[{index}].match"
+        where: KeyPath = ("routes", index, "match")
         for pattern in _unknown(route.match.product, known):
-            problems.append(f"{where}.product: {pattern!r} matches no product "
-                            f"(known: {', '.join(known)})")
+            problems.append(((*where, "product"), f"{pattern!r} matches no product "
+                             f"(known: {', '.join(known)})"))
         products = [p for p in known if route.match.product is None
                     or any(glob_match(q, p) for q in route.match.product)]
-        events = sorted({e for p in products for e in schemas.events(p)} | {
-            alias for alias, name in EVENT_ALIASES.items()
-            if any(name in schemas.events(p) for p in products)})
-        for pattern in _unknown(route.match.event, events):
-            problems.append(f"{where}.event: {pattern!r} matches no event of "
-                            f"{', '.join(products)} (known: {', '.join(events)})")
+        names = sorted({e for p in products for e in schemas.events(p)})
+        spellings = sorted({*names, *(alias for alias, name in EVENT_ALIASES.items()
+                                      if name in names)})
+        for pattern in _unknown(route.match.event, spellings):
+            problems.append(((*where, "event"), f"{pattern!r} matches no event of "
+                             f"{', '.join(products)} (known: {', '.join(names)})"))
     return problems
 
 
@@ -65,12 +68,15 @@ def unrouted(settings: Settings, schemas: EventSchemas) -> list[tuple[str, str]]
 
 
 def _load(path: Path) -> tuple[Settings, EventSchemas]:
-    settings = load_config(path)
-    schemas = EventSchemas.load(settings.schemas_dir)
-    problems = vet(settings, schemas)
-    if problems:
-        raise ConfigError(problems)
-    return settings, schemas
+    """The config and its schemas, every problem of both found in one run (with lines)."""
+    loaded: dict[str, EventSchemas] = {}
+
+    def against_schemas(settings: Settings) -> list[tuple[KeyPath, str]]:
+        loaded["schemas"] = EventSchemas.load(settings.schemas_dir)
+        return vet(settings, loaded["schemas"])
+
+    settings = load_config(path, vet=against_schemas)
+    return settings, loaded["schemas"]
 
 
 @dataclass
@@ -111,7 +117,13 @@ class Runtime:
                 raise ConfigError(refused)
         except (ConfigError, SchemaLoadError) as exc:
             self.on_reload("refused")
-            log.error("config reload refused, the running config stays: %s", exc)
+            # One line a problem, not the multi-line text a terminal shows (the log escapes
+            # line breaks, which would make it one line of literal \n).
+            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+            log.error("config reload refused, the running config stays: %d problem(s)",
+                      len(problems))
+            for problem in problems:
+                log.error("config reload refused: %s", problem)
             return False
         old, self.settings, self.schemas = self.settings, settings, schemas
         self.generation += 1

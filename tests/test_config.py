@@ -7,6 +7,7 @@ import pytest
 
 from relay.config import Role, load_config, parse_config, parse_duration, parse_size
 from relay.errors import ConfigError
+from relay.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,7 +129,9 @@ retry: {initial_delay: 2s, max_delay: 1m}
 def test_invalid_yaml_is_a_config_error() -> None:
     """Broken YAML is reported, not raised as a yaml exception."""
     (problem,) = problems_of("subhooks: [\n")
-    assert problem.startswith("relay.yaml: not valid YAML")
+    # one line naming the file and the line, never the parser's "<unicode string>"
+    assert problem.startswith("relay.yaml:2: not valid YAML: ")
+    assert "\n" not in problem and "unicode string" not in problem
 
 
 def test_secrets_do_not_show_in_repr() -> None:
@@ -143,7 +146,7 @@ def test_example_config_loads(tmp_path: Path) -> None:
     """config.example.yaml is valid on a fresh machine with no variables set."""
     settings = load_config(ROOT / "config.example.yaml", env={})
     assert [s.product for s in settings.subhooks] == ["sms", "internationalsms", "mms", "mail",
-                                                      "voice"]
+                                                      "voice", "shorturl"]
     assert settings.store == "sqlite:///relay.db"
 
 
@@ -293,3 +296,19 @@ def test_tokens_must_be_kept_as_long_as_the_replay_window() -> None:
     assert "7200s is shorter than the replay window" in problem and "7500s" in problem
     assert parse_config(text.replace("tokens: 2h", "tokens: 125m"), env).retention_tokens \
         == 7500.0
+
+
+def test_check_finds_schema_and_semantic_problems_in_one_run(tmp_path: Path) -> None:
+    """A schema problem and an unknown event of a route (found against the event schemas)
+    are reported together, each with its line; known events list no alias spelling."""
+    path = tmp_path / "relay.yaml"
+    path.write_text(MINIMAL.replace("timeout: 250ms", "timeout: soon").replace(
+        "event: [delivered, dropped]", "event: [delievered, dropped]").replace(
+        "${SMS_KEY}", "sms-key"), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Runtime.load(path)
+    found = info.value.problems
+    assert any(p.startswith(f"{path}:12: routes[0].destinations[0].timeout") for p in found), found
+    (event,) = [p for p in found if "delievered" in p]
+    assert event.startswith(f"{path}:7: routes[0].match.event: 'delievered' matches no event")
+    assert "unkown" not in event and "unknown" in event

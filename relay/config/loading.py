@@ -7,7 +7,7 @@ the YAML gives it, its line.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from ipaddress import ip_network
 from pathlib import Path
@@ -243,9 +243,26 @@ def _resolve(base: Path | None, value: str | None) -> Path | None:
     return path if path.is_absolute() or base is None else base / path
 
 
+#: Checks a caller adds (the route matchers against the event schemas): each finds
+#: (key path, problem) pairs in settings built, reported with their lines in the same run.
+Vet = Callable[[Settings], list[tuple[KeyPath, str]]]
+
+
+def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
+    """One line: the file, the line and column, and what the YAML parser says."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{source}:{mark.line + 1}" if mark is not None else source
+    column = f" (column {mark.column + 1})" if mark is not None else ""
+    what = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    context = getattr(exc, "context", None)
+    return f"{where}: not valid YAML: {what}{column}" + (f", {context}" if context else "")
+
+
 def parse_config(text: str, env: Mapping[str, str] | None = None,
-                 source: str = "<config>", base_dir: Path | None = None) -> Settings:
-    """Settings from YAML text; raises ConfigError listing every problem."""
+                 source: str = "<config>", base_dir: Path | None = None,
+                 vet: Vet | None = None) -> Settings:
+    """Settings from YAML text; raises ConfigError listing every problem it can find in one
+    run: the schema's, the ones building finds, and ``vet``'s, each with its line."""
     env = os.environ if env is None else env
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError([f"{source}: over {MAX_CONFIG_BYTES} bytes; not a config"])
@@ -254,7 +271,7 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
         # Build the values from the same node tree the line map reads: the text is parsed once.
         raw = None if node is None else yaml.SafeLoader("").construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{source}: not valid YAML: {exc}"]) from exc
+        raise ConfigError([_yaml_problem(source, exc)]) from exc
     lines: dict[KeyPath, int] = {}
     if node is not None:
         try:
@@ -267,6 +284,19 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     data = expand(raw, env, (), problems)
     if problems.items:
         raise ConfigError(problems.items)
+    _against_schema(data, problems)
+    settings = _build_anyway(data, problems, base_dir)
+    if settings is not None and vet is not None:
+        for path, problem in vet(settings):
+            problems.add(path, problem)
+    if problems.items:
+        raise ConfigError(problems.items)
+    assert settings is not None  # built, or a problem was raised above
+    return settings
+
+
+def _against_schema(data: dict[str, Any], problems: Problems) -> None:
+    """The config schema's problems, each at its key path (unknown keys one by one)."""
     for error in sorted(config_validator().iter_errors(data), key=lambda e: list(e.path)):
         if error.validator == "additionalProperties":
             known = error.schema.get("properties", {})
@@ -274,12 +304,36 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
                 problems.add((*error.absolute_path, key), "unknown key")
         else:
             problems.add(tuple(error.absolute_path), schema_message(error))
-    if problems.items:
-        raise ConfigError(problems.items)
-    settings = _build(data, _Builder(problems), base_dir)
-    if problems.items:
-        raise ConfigError(problems.items)
-    return settings
+
+
+def _build_anyway(data: dict[str, Any], problems: Problems,
+                  base_dir: Path | None) -> Settings | None:
+    """Settings built even beside schema problems, so the problems only settings show are
+    found in the same run; None when the schema's problems leave too little to build on."""
+    invalid = set(problems.paths)
+    found = _Unrepeated(problems, invalid)
+    try:
+        return _build(data, _Builder(found), base_dir)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        if not invalid:
+            raise
+        return None
+
+
+class _Unrepeated(Problems):
+    """Problems that skips a key path the schema reported already (one problem a key)."""
+
+    def __init__(self, into: Problems, reported: set[KeyPath]) -> None:
+        super().__init__(into.lines, into.source)
+        self._into, self._reported = into, reported
+
+    def add(self, path: KeyPath, message: str) -> None:
+        if path not in self._reported:
+            self._into.add(path, message)
+
+    @property
+    def items(self) -> list[str]:
+        return self._into.items
 
 
 def _address(builder: _Builder, key: str, value: str) -> tuple[str, int]:
@@ -343,11 +397,12 @@ def _build(data: dict[str, Any], builder: _Builder, base_dir: Path | None) -> Se
     return settings
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Settings:
+def load_config(path: Path, env: Mapping[str, str] | None = None,
+                vet: Vet | None = None) -> Settings:
     """Settings from a file; relative paths in it are relative to the file's folder."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
-    settings = parse_config(text, env, source=str(path), base_dir=path.parent)
+    settings = parse_config(text, env, source=str(path), base_dir=path.parent, vet=vet)
     return replace(settings, source=path)

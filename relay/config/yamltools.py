@@ -86,12 +86,15 @@ class Problems:
         self.lines = lines
         self.source = source
         self._found: list[tuple[int, str]] = []
+        #: the key paths a problem was reported at
+        self.paths: set[KeyPath] = set()
 
     @property
     def items(self) -> list[str]:
         return [text for _, text in sorted(self._found, key=lambda item: item[0])]
 
     def add(self, path: KeyPath, message: str) -> None:
+        self.paths.add(path)
         probe = path
         while probe and probe not in self.lines:
             probe = probe[:-1]
