@@ -152,7 +152,9 @@ class Bench:
                f"      - {{name: a, url: 'http://127.0.0.1:{a}/hook'}}\n"
                f"      - {{name: b, url: 'http://127.0.0.1:{b}/hook'}}\n" if fan_out
                else "routes: []\n")
-            + f"admin:\n  tokens:\n    - {{name: bench, token: {CONSOLE_TOKEN}, role: operator}}\n",
+            + f"admin:\n  tokens:\n    - {{name: bench, token: {CONSOLE_TOKEN}, role: operator}}\n"
+            # wrk is one address standing in for SUBMAIL's many (SPEC 18's cap is per address)
+            + "limits: {max_connections_per_address: 1024}\n",
             encoding="utf-8")
         return config
 

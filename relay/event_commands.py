@@ -46,13 +46,16 @@ def _deliveries(event: dict[str, Any]) -> str:
 def events_list(path: Path, options: dict[str, Any], limit: int, cursor: str | None,
                 as_json: bool) -> int:
     try:
-        which = lookup.event_filter(**options)
+        lookup.event_filter(**options)
     except ValueError as exc:
         return _usage(str(exc))
 
     async def action(runtime: Runtime, store: Store) -> int:
         try:
-            page = await lookup.list_events(store, which, limit, cursor)
+            # again with the schemas' events: a typo is named, not "0 event(s)"
+            checked = lookup.event_filter(**options,
+                                          known_events={e for _, e in runtime.schemas})
+            page = await lookup.list_events(store, checked, limit, cursor)
         except ValueError as exc:
             return _usage(str(exc))
         if as_json:
@@ -87,6 +90,9 @@ def _print_event(event: dict[str, Any]) -> None:
     for delivery in event["deliveries"]:
         replays = f", replayed {delivery['replays']}x" if delivery["replays"] else ""
         print(f"  to {delivery['destination']}: {delivery['state']}{replays}")
+        if delivery["state"] == DeliveryState.PENDING:
+            print(f"    next attempt {times.local(delivery['next_attempt_at'])}"
+                  f"  last error {delivery['last_error'] or '-'}")
         replay = 0
         for attempt in delivery["attempts"]:
             if attempt["replay"] != replay:

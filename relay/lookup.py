@@ -5,9 +5,10 @@ times ISO 8601 in UTC (``2026-11-24T08:00:00.123Z``); people's output turns them
 
 from __future__ import annotations
 
+import difflib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from relay.config import Settings
@@ -25,9 +26,11 @@ DEFAULT_LIMIT = 50
 def event_filter(*, send_id: str | None = None, contact: str | None = None,
                  product: str | None = None, event: str | None = None,
                  state: str | None = None, since: str | None = None,
-                 until: str | None = None, now: float | None = None) -> q.EventFilter:
+                 until: str | None = None, now: float | None = None,
+                 known_events: Collection[str] = ()) -> q.EventFilter:
     """The filter the CLI's options and the admin API's query name; ValueError naming the
-    first bad one."""
+    first bad one. ``known_events``: the events of the schemas, for a filter on an event
+    none of them is (a typo that would match nothing) to be refused with a suggestion."""
     now = time.time() if now is None else now
     given = {"send_id": send_id, "contact": contact, "product": product, "event": event,
              "state": state, "since": since, "until": until}
@@ -41,6 +44,10 @@ def event_filter(*, send_id: str | None = None, contact: str | None = None,
         raise ValueError(f"state: {state!r} is not one of {', '.join(states)}")
     if contact is not None and not contact.strip():
         raise ValueError("contact: empty")
+    if event is not None and known_events and canonical_event(event) not in known_events:
+        close = difflib.get_close_matches(canonical_event(event), sorted(known_events), 3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ValueError(f"event: {event!r} is no event of the schemas{hint}")
     return q.EventFilter(
         send_id=send_id, contacts=tuple(contact_forms(contact)) if contact else (),
         product=product, event=canonical_event(event) if event else None,

@@ -79,6 +79,11 @@ async def test_a_cli_pause_is_obeyed_by_the_running_relay_within_3_s(
     text = cli(config, "list").stdout
     assert "paused (by" in text and "pw-secret-1" not in text
     assert sink.received == []
+    # a pending delivery shows when it is tried next (events show, text and JSON)
+    shown = subprocess.run([sys.executable, "-m", "relay", "events", "show", "1",
+                            "--config", str(config)], capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert "to svc: pending" in shown.stdout and "next attempt " in shown.stdout, shown
     result = cli(config, "resume", "svc")
     assert result.returncode == 0 and "resumed svc" in result.stdout, result
     await sink.wait_for(2, within=10)

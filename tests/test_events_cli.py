@@ -112,12 +112,14 @@ async def test_events_list_show_replay_and_exit_codes(
     assert cli(config, "quarantine", "discard", "999999").returncode == 1
     for bad in (("events", "show", "bogus"), ("events", "list", "--state", "lost"),
                 ("events", "list", "--since", "yesterday"), ("events", "list", "--cursor", "x"),
-                ("events", "list", "--product", "fax")):
+                ("events", "list", "--product", "fax"), ("events", "list", "--event", "delivred")):
         result = cli(config, *bad)
         assert result.returncode == 2, (bad, result.stdout, result.stderr)
         # one line naming what was wrong (argparse's own for a --product not in its choices)
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("relay") and repr(bad[-1]) in last, result.stderr
+    typo = cli(config, "events", "list", "--event", "delivred")
+    assert "did you mean delivered?" in typo.stderr, typo.stderr
 
 
 async def test_tail_shows_a_push_and_its_delivery_within_2_s(

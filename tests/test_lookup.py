@@ -209,3 +209,13 @@ async def check_found(url: str) -> None:
         assert len(await ids(store, contact="IN@example.com")) == 1
     finally:
         await store.close()
+
+
+def test_an_event_no_schema_has_is_refused_with_a_suggestion() -> None:
+    """A filter on an event none of the schemas has (a typo) is refused naming the closest
+    events; an alias spelling is the event it stands for."""
+    known = {"delivered", "dropped", "unknown"}
+    with pytest.raises(ValueError, match="did you mean delivered"):
+        lookup.event_filter(event="delivred", known_events=known)
+    assert lookup.event_filter(event="unkown", known_events=known).event == "unknown"
+    assert lookup.event_filter(event="delivred").event == "delivred"  # no schemas given

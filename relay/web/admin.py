@@ -210,11 +210,14 @@ def _page_query(request: web.Request, now: float) -> tuple[EventFilter, int, str
             raise ValueError(f"{name}: holds a NUL character")
     for name in ("since", "until"):
         try:
-            lookup.event_filter(now=now, **{name: query.get(name)})
+            one: dict[str, Any] = {name: query.get(name)}
+            lookup.event_filter(now=now, **one)
         except ValueError as exc:  # a bad time is named by its value, not its parameter
             named = str(exc).startswith(f"{name}:")
             raise ValueError(str(exc) if named else f"{name}: {exc}") from None
-    which = lookup.event_filter(now=now, **{name: query.get(name) for name in FILTERS})
+    options: dict[str, Any] = {name: query.get(name) for name in FILTERS}
+    options["known_events"] = {e for _, e in request.app[RUNTIME].schemas}
+    which = lookup.event_filter(now=now, **options)
     limit = int(_digits("limit", query.get("limit", str(lookup.DEFAULT_LIMIT)),
                         "a whole number of events"))
     cursor = query.get("cursor")

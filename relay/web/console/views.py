@@ -129,7 +129,8 @@ async def events(request: web.Request, session: auth.Session) -> dict[str, Any]:
     problem: str | None = None
     listing: dict[str, Any] = {"events": [], "next_cursor": None}
     try:
-        which = lookup.event_filter(**options)
+        which = lookup.event_filter(
+            **options, known_events={e for _, e in request.app[RUNTIME].schemas})
         listing = await lookup.list_events(request.app[STORE], which, 50,
                                            query.get("cursor") or None)
     except ValueError as exc:
