@@ -17,6 +17,7 @@ from relay.config import Settings, load_config, placeholders
 from relay.errors import ConfigError, SchemaLoadError
 from relay.logs import configure
 from relay.products import EVENT_ALIASES, PRODUCTS
+from relay.route_fields import field_problems
 from relay.routing import EventKey, destinations_for, glob_match
 from relay.schemas import EventSchemas
 
@@ -36,7 +37,8 @@ def _unknown(patterns: tuple[str | None, ...] | None, names: list[str]) -> list[
 
 def vet(settings: Settings, schemas: EventSchemas) -> list[str]:
     """Problems of a config that only the schemas show: a route matcher naming no product or
-    event there is (after globbing), a SUBHOOK of a product with no schema."""
+    event there is (after globbing), a SUBHOOK of a product with no schema, a field
+    condition or body placeholder naming a field no event it applies to has."""
     source = settings.source or "<config>"
     known = sorted({p for p, _ in schemas} | set(PRODUCTS))
     problems = [f"{source}: subhooks[{i}].product: no event schemas for {s.product!r}"
@@ -54,7 +56,7 @@ def vet(settings: Settings, schemas: EventSchemas) -> list[str]:
         for pattern in _unknown(route.match.event, events):
             problems.append(f"{where}.event: {pattern!r} matches no event of "
                             f"{', '.join(products)} (known: {', '.join(events)})")
-    return problems
+    return problems + field_problems(settings, schemas)
 
 
 def unrouted(settings: Settings, schemas: EventSchemas) -> list[tuple[str, str]]:

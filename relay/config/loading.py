@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 import yarl
 
+from relay import conditions, templates
 from relay import constants as c
 from relay.backoff import RetryPolicy
 from relay.breaker import BreakerPolicy
@@ -101,6 +102,9 @@ class _Builder:
     def destination(self, raw: Mapping[str, Any], path: KeyPath, retry: RetryPolicy,
                     breaker: BreakerPolicy) -> Destination:
         self.url(raw["url"], path)
+        body, problems = templates.from_config(raw)
+        for sub, message in problems:
+            self.problems.add((*path, *sub), message)
         return Destination(
             name=raw["name"],
             url=raw["url"],
@@ -114,6 +118,7 @@ class _Builder:
             breaker=self.breaker(raw.get("breaker", ...), (*path, "breaker"), breaker),
             rate=self.rate(raw, path),
             order=raw.get("order"),
+            body=body,
         )
 
     def url(self, url: str, path: KeyPath) -> None:
@@ -174,10 +179,14 @@ class _Builder:
                 self.problems.add((*path, "name"), f"duplicate route name {item['name']!r}")
             route_names.add(item["name"])
             match_raw = item.get("match") or {}
+            fields, problems = conditions.from_config(match_raw)
+            for sub, message in problems:
+                self.problems.add((*path, "match", *sub), message)
             match = Match(
                 product=_matcher(match_raw.get("product")),
                 event=_matcher(match_raw.get("event")),
                 tag=_tag_matcher(match_raw),
+                fields=fields,
             )
             destinations = []
             for d_index, d_raw in enumerate(item["destinations"]):
@@ -279,7 +288,7 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     settings = _build(data, _Builder(problems), base_dir)
     if problems.items:
         raise ConfigError(problems.items)
-    return settings
+    return replace(settings, lines=lines)
 
 
 def _address(builder: _Builder, key: str, value: str) -> tuple[str, int]:
