@@ -68,7 +68,8 @@ def check(path: Path) -> int:
         m = route.match
         print(
             f"  route {route.name}: product={_describe_match(m.product)} "
-            f"event={_describe_match(m.event)} tag={_describe_match(m.tag)} -> "
+            f"event={_describe_match(m.event)} tag={_describe_match(m.tag)}"
+            + ("" if m.fields is None else f" fields=[{m.fields.describe()}]") + " -> "
             + ", ".join(f"{d.name} ({redact_url(d.url)})" for d in route.destinations)
         )
     print(f"  {len(settings.routes)} route(s), {len(settings.destinations())} destination(s)")
@@ -110,12 +111,11 @@ def route(path: Path, product: str, event: str, tag: str | None,
         for reason in verdict.reasons:
             print(f"    {reason}")
     reached = destinations_for(key, settings.routes, fields)
+    for d in reached:  # before the summary line, which stays last
+        print(f"body for {d.name}: {templates.preview(d, key.product, key.event, fields)}")
     if reached:
         print("destinations: " + ", ".join(f"{d.name} ({redact_url(d.url)})"
                                            for d in reached))
-        for d in reached:
-            print(f"  body for {d.name}: "
-                  f"{templates.preview(d, key.product, key.event, fields)}")
     else:
         print("destinations: none (the event would be stored and reach no service)")
     return 0

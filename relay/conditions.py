@@ -220,6 +220,13 @@ class FieldMatch:
                                      f"{condition.describe()}"))
         return checks
 
+    def describe(self) -> str:
+        """``app: glob '10001'; drop_class: blacklist``: what the route asks of a field."""
+        parts = [f"{name}: {condition.describe()}" for name, condition in self.conditions]
+        if self.drop_classes is not None:
+            parts.append("drop_class: " + ", ".join(sorted(self.drop_classes)))
+        return "; ".join(parts)
+
     def names(self) -> list[str]:
         """The event fields the conditions read."""
         return [name for name, _ in self.conditions]

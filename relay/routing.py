@@ -52,6 +52,10 @@ class FieldTest(Protocol):
         """(field, held, why) of each condition."""
         ...
 
+    def describe(self) -> str:
+        """The conditions as one line."""
+        ...
+
 
 class Body(Protocol):
     """A destination's compiled ``body:`` template (relay/templates.py BodyTemplate)."""
