@@ -17,6 +17,11 @@ from relay.templates import BodyTemplate
 
 Event = tuple[str, str]
 
+#: Fields SUBMAIL's pushes carry that the docs the schemas come from do not list yet (SPEC 2:
+#: ``operator`` and ``location`` on ``delivered``; SPEC 14 reads them from any receipt):
+#: routing on the carrier is one of SPEC 19's reasons to be, so they are never refused.
+UNLISTED_FIELDS = frozenset({"operator", "location"})
+
 
 def matched_events(match: Match, schemas: EventSchemas) -> set[Event]:
     """(product, event) of every event with a schema that the route's product and event
@@ -33,8 +38,8 @@ def matched_events(match: Match, schemas: EventSchemas) -> set[Event]:
 
 
 def schema_fields(schemas: EventSchemas, events: Iterable[Event]) -> set[str]:
-    """Every field the schemas of ``events`` list."""
-    names: set[str] = set()
+    """Every field the schemas of ``events`` list, and the UNLISTED_FIELDS."""
+    names: set[str] = set(UNLISTED_FIELDS)
     for key in events:
         schema = schemas.validators[key].schema
         if isinstance(schema, dict):
