@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pytest
+from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.conditions import FieldMatch, from_config, parse_condition
-from relay.drop_reasons import drop_class
+from relay.conditions import OPERATORS, FieldMatch, from_config, parse_condition
+from relay.drop_reasons import DropClass, drop_class
 from relay.routing import Destination, EventKey, Match, Route, destinations_for, explain
 
 pytestmark = pytest.mark.fast
@@ -243,6 +245,11 @@ numbers = st.one_of(st.integers(-3, 12), st.sampled_from([1.0, 1.5, -2.0, 10001,
 values = st.one_of(texts, numbers, st.booleans(), st.none())
 scalars = st.one_of(texts, numbers)
 globs = st.sampled_from(["*", "1*", "?", "a*", "*1", "1?", "+1*", "10001"])
+def compound(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """`not` of a condition, or a list of them (any of)."""
+    return st.one_of(inner.map(lambda c: {"not": c}), st.lists(inner, min_size=1, max_size=3))
+
+
 conditions = st.recursive(
     st.one_of(
         globs, numbers, st.none(),
@@ -255,8 +262,7 @@ conditions = st.recursive(
         st.builds(lambda v: {"gte": v}, scalars),
         st.builds(lambda v: {"lte": v}, scalars),
     ),
-    lambda inner: st.one_of(st.builds(lambda c: {"not": c}, inner),
-                            st.lists(inner, min_size=1, max_size=3)),
+    compound,
     max_leaves=6,
 )
 names = st.sampled_from(["app", "address", "operator"])
@@ -294,3 +300,23 @@ def test_parse_condition_reads_bare_forms() -> None:
     assert parse_condition("a*")[0] == parse_condition({"glob": "a*"})[0]
     assert parse_condition(None)[0] == parse_condition({"exists": False})[0]
     assert parse_condition(5)[0] == parse_condition({"equals": 5})[0]
+
+
+def test_a_range_is_written_with_not() -> None:
+    """One operator per object: a range is `not` of a list of the two bounds' negations,
+    as docs/decisions.md writes it."""
+    between = {"not": [{"not": {"gte": 1}}, {"not": {"lte": 9}}]}
+    assert [routed(between, {"f": v}) for v in ("0", "1", "5", 9, "10", "x")] == [
+        False, True, True, True, False, False]
+    assert not routed(between, {})
+
+
+def test_the_config_schema_knows_every_operator() -> None:
+    """schemas/config.schema.json lists fields, drop_class, body and every operator."""
+    schema = json.loads((ROOT / "schemas" / "config.schema.json").read_text())
+    match = schema["properties"]["routes"]["items"]["properties"]["match"]["properties"]
+    assert {"fields", "drop_class"} <= set(match)
+    assert set(schema["$defs"]["condition"]["properties"]) == set(OPERATORS)
+    assert "body" in schema["$defs"]["destination"]["properties"]
+    assert all(c.value in schema["$defs"]["drop_class"]["description"]
+               for c in DropClass)
