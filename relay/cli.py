@@ -37,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("--product", required=True)
     route.add_argument("--event", required=True)
     route.add_argument("--tag", default=None)
-    route.set_defaults(run=lambda a: commands.route(a.config, a.product, a.event, a.tag))
+    route.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
+                       help="a field of the event, for match.fields (repeatable)")
+    route.set_defaults(run=lambda a: commands.route(a.config, a.product, a.event, a.tag,
+                                                    a.field))
 
     schemas = sub.add_parser("schemas", help="event schemas")
     schemas_sub = schemas.add_subparsers(dest="schemas_command", required=True)

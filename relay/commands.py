@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import yarl
 
-from relay import docs2schema, operations, serving
+from relay import docs2schema, operations, serving, templates
 from relay.config import placeholders
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.logs import configure
@@ -68,7 +68,8 @@ def check(path: Path) -> int:
         m = route.match
         print(
             f"  route {route.name}: product={_describe_match(m.product)} "
-            f"event={_describe_match(m.event)} tag={_describe_match(m.tag)} -> "
+            f"event={_describe_match(m.event)} tag={_describe_match(m.tag)}"
+            + ("" if m.fields is None else f" fields=[{m.fields.describe()}]") + " -> "
             + ", ".join(f"{d.name} ({redact_url(d.url)})" for d in route.destinations)
         )
     print(f"  {len(settings.routes)} route(s), {len(settings.destinations())} destination(s)")
@@ -78,8 +79,14 @@ def check(path: Path) -> int:
     return 0
 
 
-def route(path: Path, product: str, event: str, tag: str | None) -> int:
-    """Explain, route by route, where an event would go."""
+def route(path: Path, product: str, event: str, tag: str | None,
+          field_items: list[str] | None = None) -> int:
+    """Explain, route by route, where an event would go and the body each service gets."""
+    try:
+        extra = templates.parse_fields(field_items or ())
+    except ValueError as exc:
+        print(f"route: --{exc}", file=sys.stderr)
+        return 2
     runtime = _load(path)
     if runtime is None:
         return 1
@@ -95,13 +102,17 @@ def route(path: Path, product: str, event: str, tag: str | None) -> int:
         print(f"route: {product} has no event {event!r} (known: {', '.join(known)})",
               file=sys.stderr)
         return 2
-    print(f"event product={key.product} event={key.event} tag={key.tag or '(none)'}")
-    for verdict in explain(key, settings.routes):
+    fields = {"events": event, **({"tag": tag} if tag else {}), **extra}
+    print(f"event product={key.product} event={key.event} tag={key.tag or '(none)'}"
+          + "".join(f" {k}={v!r}" for k, v in extra.items()))
+    for verdict in explain(key, settings.routes, fields):
         mark = "MATCH" if verdict.matched else "no match"
         print(f"  route {verdict.route}: {mark}")
         for reason in verdict.reasons:
             print(f"    {reason}")
-    reached = destinations_for(key, settings.routes)
+    reached = destinations_for(key, settings.routes, fields)
+    for d in reached:  # before the summary line, which stays last
+        print(f"body for {d.name}: {templates.preview(d, key.product, key.event, fields)}")
     if reached:
         print("destinations: " + ", ".join(f"{d.name} ({redact_url(d.url)})"
                                            for d in reached))

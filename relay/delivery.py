@@ -120,7 +120,11 @@ def build_request(
     delivery: ClaimedDelivery, destination: Destination, attempt: int, now: float
 ) -> tuple[bytes, dict[str, str]]:
     """Body and headers of one attempt (``attempt`` counts from 1)."""
-    if destination.format == "original":
+    if destination.body is not None:  # ``body:`` (SPEC 19); signed below as sent
+        body, content_type = destination.body.encode(
+            delivery.fields, delivery.product, delivery.event, delivery.webhook_id
+        ), "application/json"
+    elif destination.format == "original":
         body, content_type = delivery.body, delivery.content_type
     elif destination.include_signature:
         body, content_type = delivery.fields.encode("utf-8"), "application/json"

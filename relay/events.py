@@ -22,7 +22,7 @@ def build_event(settings: Settings, product: str, event: str, fields: dict[str, 
     # types are loose (SPEC 10): a tag or send_id given as a number is its text
     key = EventKey.of(product, event, None if tag is None else str(tag))
     known = PRODUCTS.get(product)
-    destinations = destinations_for(key, settings.routes)
+    destinations = destinations_for(key, settings.routes, fields)
     record = NewEvent(
         webhook_id=webhook_id(identity), identity=identity,
         token=str(fields["token"]), product=product, event=event, tag=key.tag,

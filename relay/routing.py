@@ -1,6 +1,7 @@
 """Routing: which destinations an event reaches, and why. Pure functions, no I/O.
 
-A route matches when all three matchers accept the event:
+A route matches when all three matchers accept the event, and its field conditions
+(``match.fields``, ``match.drop_class``: relay/conditions.py) hold:
 
 - a matcher is a pattern or a list of patterns; ``*`` matches any run of characters and
   ``?`` one character, nothing else is special; an omitted matcher matches anything;
@@ -10,14 +11,20 @@ A route matches when all three matchers accept the event:
 
 Every matching route delivers (fan-out); a destination reached by several routes is
 returned once, at the place of its first route.
+
+Field conditions are compiled closures called with the event's fields only for a route
+whose product, event and tag matchers already took it: a route without them costs what it
+did. Called without fields (None: not known, as for ``relay check``'s unrouted notes), a
+route's field conditions are taken to hold.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, Protocol
 
 from relay import constants as c
 from relay.backoff import RetryPolicy
@@ -36,13 +43,37 @@ def glob_match(pattern: str, value: str) -> bool:
     return _compile(pattern).fullmatch(value) is not None
 
 
+class FieldTest(Protocol):
+    """A route's compiled field conditions (relay/conditions.py FieldMatch)."""
+
+    def __call__(self, event: str, fields: Mapping[str, Any]) -> bool: ...
+
+    def explain(self, event: str, fields: Mapping[str, Any]) -> Sequence[tuple[str, bool, str]]:
+        """(field, held, why) of each condition."""
+        ...
+
+    def describe(self) -> str:
+        """The conditions as one line."""
+        ...
+
+
+class Body(Protocol):
+    """A destination's compiled ``body:`` template (relay/templates.py BodyTemplate)."""
+
+    def encode(self, fields: str, product: str, event: str, webhook_id: str) -> bytes:
+        """The JSON body sent for an event (its stored fields JSON)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Match:
-    """The three matchers of a route; None means "omitted, matches anything"."""
+    """The matchers of a route; None means "omitted, matches anything"."""
 
     product: tuple[str, ...] | None = None
     event: tuple[str, ...] | None = None
     tag: tuple[str | None, ...] | None = None
+    #: ``fields`` and ``drop_class``, compiled; None: the route has neither
+    fields: FieldTest | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +95,8 @@ class Destination:
     rate: float | None = None
     #: ``send_id``: one message's deliveries one at a time, in the order accepted
     order: str | None = None
+    #: ``body:``, compiled: the JSON sent instead of the event's fields; None: as they came
+    body: Body | None = None
 
 
 @dataclass(frozen=True)
@@ -109,19 +142,22 @@ def _event_patterns(patterns: tuple[str, ...] | None) -> tuple[str, ...] | None:
     return None if patterns is None else tuple(canonical_event(p) for p in patterns)
 
 
-def matches(match: Match, key: EventKey) -> bool:
+def matches(match: Match, key: EventKey, fields: Mapping[str, Any] | None = None) -> bool:
     return (
         _any_pattern(match.product, key.product)
         and _any_pattern(_event_patterns(match.event), key.event)
         and tag_matches(match.tag, key.tag)
+        and (match.fields is None or fields is None or match.fields(key.event, fields))
     )
 
 
-def destinations_for(key: EventKey, routes: Sequence[Route]) -> list[Destination]:
-    """The ordered, de-duplicated destinations of every route that matches ``key``."""
+def destinations_for(key: EventKey, routes: Sequence[Route],
+                     fields: Mapping[str, Any] | None = None) -> list[Destination]:
+    """The ordered, de-duplicated destinations of every route that matches ``key`` and
+    whose field conditions hold for ``fields`` (None: taken to hold)."""
     seen: dict[str, Destination] = {}
     for route in routes:
-        if matches(route.match, key):
+        if matches(route.match, key, fields):
             for destination in route.destinations:
                 seen.setdefault(destination.name, destination)
     return list(seen.values())
@@ -147,8 +183,10 @@ class RouteVerdict:
     destinations: tuple[str, ...]
 
 
-def explain(key: EventKey, routes: Sequence[Route]) -> list[RouteVerdict]:
-    """One verdict per route, in config order, each matcher's outcome spelled out."""
+def explain(key: EventKey, routes: Sequence[Route],
+            fields: Mapping[str, Any] | None = None) -> list[RouteVerdict]:
+    """One verdict per route, in config order, each matcher's outcome spelled out (and each
+    field condition's, on ``fields``: none given is an event with no other field)."""
     verdicts = []
     for route in routes:
         m = route.match
@@ -159,11 +197,14 @@ def explain(key: EventKey, routes: Sequence[Route]) -> list[RouteVerdict]:
             ("tag", m.tag, key.tag, tag_matches(m.tag, key.tag)),
         )
         reasons = tuple(_describe_matcher(*check) for check in checks)
+        field_checks = () if m.fields is None else tuple(m.fields.explain(key.event,
+                                                                           fields or {}))
         verdicts.append(
             RouteVerdict(
                 route=route.name,
-                matched=all(check[3] for check in checks),
-                reasons=reasons,
+                matched=all(check[3] for check in checks)
+                and all(held for _, held, _ in field_checks),
+                reasons=reasons + tuple(why for _, _, why in field_checks),
                 destinations=tuple(d.name for d in route.destinations),
             )
         )

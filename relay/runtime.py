@@ -18,6 +18,7 @@ from relay.config.yamltools import KeyPath
 from relay.errors import ConfigError, SchemaLoadError
 from relay.logs import configure
 from relay.products import EVENT_ALIASES, PRODUCTS
+from relay.route_fields import field_problems
 from relay.routing import EventKey, destinations_for, glob_match
 from relay.schemas import EventSchemas
 
@@ -39,7 +40,8 @@ def vet(settings: Settings, schemas: EventSchemas) -> list[tuple[KeyPath, str]]:
     """Problems of a config that only the schemas show, by key path: a route matcher naming
     no product or event there is (after globbing; an alias spelling such as ``unkown``
     matches its event, though only the event's own names are listed as known), a SUBHOOK of
-    a product with no schema."""
+    a product with no schema, a field condition or body placeholder naming a field no event
+    it applies to has."""
     known = sorted({p for p, _ in schemas} | set(PRODUCTS))
     problems: list[tuple[KeyPath, str]] = [
         (("subhooks", i, "product"), f"no event schemas for {s.product!r}")
@@ -57,7 +59,7 @@ def vet(settings: Settings, schemas: EventSchemas) -> list[tuple[KeyPath, str]]:
         for pattern in _unknown(route.match.event, spellings):
             problems.append(((*where, "event"), f"{pattern!r} matches no event of "
                              f"{', '.join(products)} (known: {', '.join(names)})"))
-    return problems
+    return problems + field_problems(settings, schemas)
 
 
 def unrouted(settings: Settings, schemas: EventSchemas) -> list[tuple[str, str]]:

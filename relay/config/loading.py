@@ -16,11 +16,12 @@ from typing import Any
 import yaml
 import yarl
 
+from relay import conditions, templates
 from relay import constants as c
 from relay.backoff import RetryPolicy
 from relay.breaker import BreakerPolicy
+from relay.config.checking import Unrepeated, against_schema, yaml_problem
 from relay.config.settings import AdminToken, AlertTarget, Limits, Role, Settings, Subhook
-from relay.config.validation import config_validator, schema_message
 from relay.config.yamltools import (
     MAX_CONFIG_BYTES,
     KeyPath,
@@ -101,6 +102,9 @@ class _Builder:
     def destination(self, raw: Mapping[str, Any], path: KeyPath, retry: RetryPolicy,
                     breaker: BreakerPolicy) -> Destination:
         self.url(raw["url"], path)
+        body, problems = templates.from_config(raw)
+        for sub, message in problems:
+            self.problems.add((*path, *sub), message)
         return Destination(
             name=raw["name"],
             url=raw["url"],
@@ -114,6 +118,7 @@ class _Builder:
             breaker=self.breaker(raw.get("breaker", ...), (*path, "breaker"), breaker),
             rate=self.rate(raw, path),
             order=raw.get("order"),
+            body=body,
         )
 
     def url(self, url: str, path: KeyPath) -> None:
@@ -174,10 +179,14 @@ class _Builder:
                 self.problems.add((*path, "name"), f"duplicate route name {item['name']!r}")
             route_names.add(item["name"])
             match_raw = item.get("match") or {}
+            fields, problems = conditions.from_config(match_raw)
+            for sub, message in problems:
+                self.problems.add((*path, "match", *sub), message)
             match = Match(
                 product=_matcher(match_raw.get("product")),
                 event=_matcher(match_raw.get("event")),
                 tag=_tag_matcher(match_raw),
+                fields=fields,
             )
             destinations = []
             for d_index, d_raw in enumerate(item["destinations"]):
@@ -248,16 +257,6 @@ def _resolve(base: Path | None, value: str | None) -> Path | None:
 Vet = Callable[[Settings], list[tuple[KeyPath, str]]]
 
 
-def _yaml_problem(source: str, exc: yaml.YAMLError) -> str:
-    """One line: the file, the line and column, and what the YAML parser says."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f"{source}:{mark.line + 1}" if mark is not None else source
-    column = f" (column {mark.column + 1})" if mark is not None else ""
-    what = " ".join(str(getattr(exc, "problem", None) or exc).split())
-    context = getattr(exc, "context", None)
-    return f"{where}: not valid YAML: {what}{column}" + (f", {context}" if context else "")
-
-
 def parse_config(text: str, env: Mapping[str, str] | None = None,
                  source: str = "<config>", base_dir: Path | None = None,
                  vet: Vet | None = None) -> Settings:
@@ -271,7 +270,7 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
         # Build the values from the same node tree the line map reads: the text is parsed once.
         raw = None if node is None else yaml.SafeLoader("").construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_problem(source, exc)]) from exc
+        raise ConfigError([yaml_problem(source, exc)]) from exc
     lines: dict[KeyPath, int] = {}
     if node is not None:
         try:
@@ -284,8 +283,12 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     data = expand(raw, env, (), problems)
     if problems.items:
         raise ConfigError(problems.items)
-    _against_schema(data, problems)
+    against_schema(data, problems)
     settings = _build_anyway(data, problems, base_dir)
+    if settings is not None:
+        # the line map goes with the settings: checks made later (routes against the
+        # schemas' fields) name their lines too
+        settings = replace(settings, lines=lines)
     if settings is not None and vet is not None:
         for path, problem in vet(settings):
             problems.add(path, problem)
@@ -295,45 +298,18 @@ def parse_config(text: str, env: Mapping[str, str] | None = None,
     return settings
 
 
-def _against_schema(data: dict[str, Any], problems: Problems) -> None:
-    """The config schema's problems, each at its key path (unknown keys one by one)."""
-    for error in sorted(config_validator().iter_errors(data), key=lambda e: list(e.path)):
-        if error.validator == "additionalProperties":
-            known = error.schema.get("properties", {})
-            for key in sorted(k for k in error.instance if k not in known):
-                problems.add((*error.absolute_path, key), "unknown key")
-        else:
-            problems.add(tuple(error.absolute_path), schema_message(error))
-
-
 def _build_anyway(data: dict[str, Any], problems: Problems,
                   base_dir: Path | None) -> Settings | None:
     """Settings built even beside schema problems, so the problems only settings show are
     found in the same run; None when the schema's problems leave too little to build on."""
     invalid = set(problems.paths)
-    found = _Unrepeated(problems, invalid)
+    found = Unrepeated(problems, invalid)
     try:
         return _build(data, _Builder(found), base_dir)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError):
         if not invalid:
             raise
         return None
-
-
-class _Unrepeated(Problems):
-    """Problems that skips a key path the schema reported already (one problem a key)."""
-
-    def __init__(self, into: Problems, reported: set[KeyPath]) -> None:
-        super().__init__(into.lines, into.source)
-        self._into, self._reported = into, reported
-
-    def add(self, path: KeyPath, message: str) -> None:
-        if path not in self._reported:
-            self._into.add(path, message)
-
-    @property
-    def items(self) -> list[str]:
-        return self._into.items
 
 
 def _address(builder: _Builder, key: str, value: str) -> tuple[str, int]:

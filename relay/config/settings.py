@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -116,6 +117,10 @@ class Settings:
     #: the leases of an instance that stopped heartbeating are void sooner (15 s)
     lease_margin: float = c.DEFAULT_LEASE_MARGIN_S
     source: Path | None = None
+    #: the line of each key path in the file, for problems found after loading (SPEC 19's
+    #: fields no event has)
+    lines: Mapping[tuple[str | int, ...], int] = field(default_factory=dict, compare=False,
+                                                       repr=False)
 
     def destinations(self) -> dict[str, Destination]:
         """Every destination by name (one name is one destination across routes)."""

@@ -18,7 +18,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from relay import destinations as destination_ops
-from relay import lookup, operations
+from relay import lookup, operations, templates
 from relay.message_stats import hourly, shown, stats
 from relay.routing import EventKey, destinations_for, explain
 from relay.store import messages as message_records
@@ -211,15 +211,23 @@ async def message(request: web.Request, session: auth.Session) -> dict[str, Any]
 async def routes(request: web.Request, session: auth.Session) -> dict[str, Any]:
     runtime = request.app[RUNTIME]
     query = request.query
-    verdicts, reached, problem = None, None, None
+    verdicts, reached, problem, bodies = None, None, None, None
     if query.get("product") and query.get("event"):
         key = EventKey.of(query["product"], query["event"], query.get("tag") or None)
+        try:
+            extra = templates.parse_fields(
+                line for line in query.get("fields", "").splitlines() if line.strip())
+        except ValueError as exc:
+            extra, problem = {}, str(exc)
+        fields = {"events": query["event"], **({"tag": key.tag} if key.tag else {}), **extra}
         if key.event not in runtime.schemas.events(key.product):
             problem = f"{key.product} has no event {key.event!r}"
-        else:
-            verdicts = explain(key, runtime.settings.routes)
-            reached = destinations_for(key, runtime.settings.routes)
+        elif problem is None:
+            verdicts = explain(key, runtime.settings.routes, fields)
+            reached = destinations_for(key, runtime.settings.routes, fields)
+            bodies = {d.name: templates.preview(d, key.product, key.event, fields)
+                      for d in reached}
     products = sorted({p for p, _ in runtime.schemas})
     return {"title": "Routes", "routes": runtime.settings.routes, "query": dict(query),
             "verdicts": verdicts, "reached": reached, "problem": problem,
-            "products": products}
+            "products": products, "bodies": bodies}
