@@ -167,10 +167,11 @@ def _describe_matcher(name: str, patterns: tuple[str | None, ...] | None, value:
                       ok: bool) -> str:
     if patterns is None:
         return f"{name}: any (omitted)"
-    shown = ", ".join("null" if p is None else repr(p) for p in patterns)
-    actual = "no tag" if value is None else repr(value)
+    # as a person reads it (and as the config wrote it), not as a Python list
+    shown = " or ".join("null (no tag)" if p is None else p for p in patterns)
+    actual = "no tag" if value is None else value
     verdict = "matches" if ok else "does not match"
-    return f"{name}: {actual} {verdict} [{shown}]"
+    return f"{name}: {actual} {verdict} {shown}"
 
 
 @dataclass(frozen=True)

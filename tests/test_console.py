@@ -115,7 +115,7 @@ async def test_every_page_renders_with_contacts_masked(
     assert "138****5678" in listed
     assert "410" in await (await client.get(event_path)).text()
     explained = await (await client.get("/console/routes?product=sms&event=delivered")).text()
-    assert "route <strong>all</strong>: MATCH" in explained
+    assert "route <strong>all</strong>: <mark>matches</mark>" in explained
     bad = await (await client.get("/console/events?state=lost")).text()
     assert "state: &#39;lost&#39; is not one of" in bad
 

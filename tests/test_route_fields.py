@@ -179,7 +179,7 @@ async def test_console_routes_page_explains_fields_and_shows_bodies(
         "fields": "app=10001\r\naddress=+447700900000\r\nreport=unsubscribe\r\n"})
     text = await page.text()
     assert page.status == 200
-    assert "route <strong>by-app</strong>: MATCH" in text
+    assert "route <strong>by-app</strong>: <mark>matches</mark>" in text
     assert "route <strong>us</strong>: no match" in text
     assert "fields.address: &#39;+447700900000&#39; does not hold prefix &#39;+1&#39;" in text
     assert "drop_class: report class unsubscribed is in [blacklist, unsubscribed]" in text
