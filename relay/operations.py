@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -11,10 +12,17 @@ from relay.config import Settings
 from relay.constants import SIGNING_FIELDS
 from relay.errors import EventInvalid
 from relay.events import build_event
-from relay.products import masked_fields
+from relay.products import PRODUCTS, masked_fields
 from relay.runtime import Runtime
-from relay.store import Store
+from relay.store import Store, lookup
 from relay.times import iso
+
+
+def contact_shown(product: str, stored: str) -> str | None:
+    """The event's contact as every listing shows it: the first contact field it has
+    (products.Product.contact_fields), masked."""
+    known = PRODUCTS.get(product)
+    return known.masked(json.loads(stored)) if known is not None else None
 
 
 def shown_fields(product: str, stored: str) -> dict[str, Any]:
@@ -27,11 +35,13 @@ def shown_fields(product: str, stored: str) -> dict[str, Any]:
 async def dead_letters(store: Store) -> list[dict[str, Any]]:
     """Every dead letter with every attempt (status, duration, error, answer); times ISO."""
     rows = await store.dead_letters()
+    attempts = await lookup.attempts_of(store, [row["id"] for row in rows])
     for row in rows:
+        row["contact"] = contact_shown(row["product"], row["fields"])
         row["fields"] = shown_fields(row["product"], row["fields"])
         row["updated_at"] = iso(row["updated_at"])
         row["attempts"] = [{**a, "started_at": iso(a["started_at"])}
-                           for a in await store.attempts(row["id"])]
+                           for a in attempts[row["id"]]]
     return rows
 
 
@@ -69,7 +79,7 @@ async def replay_quarantine(
     """Re-validate held pushes against the current schemas; valid ones become events."""
     wanted = None if ids is None else set(ids)
     replayed, still_invalid, found = [], [], set()
-    for row in await store.quarantined():
+    async for row in _held(store):
         if wanted is not None and row["id"] not in wanted:
             continue
         found.add(row["id"])
@@ -89,3 +99,12 @@ async def replay_quarantine(
         replayed.append({"id": row["id"], "event_id": event_id, "note": note})
     missing = [] if wanted is None else sorted(wanted - found)
     return {"replayed": replayed, "still_invalid": still_invalid, "missing": missing}
+
+
+async def _held(store: Store) -> AsyncIterator[dict[str, Any]]:
+    """Every held push, oldest first, a page at a time."""
+    after = 0
+    while page := await lookup.held_after(store, after):
+        for row in page:
+            yield row
+        after = page[-1]["id"]

@@ -130,6 +130,19 @@ WHERE state = {held} AND (:every OR id IN (:ids))
 RETURNING id
 """, array=("ids", "bigint"))
 
+#: Held pushes after ``after`` (by id), oldest first: how a replay of every one pages.
+HELD_AFTER = Statement("""
+SELECT id, subhook_path, product, fields, body, content_type, problems, received_at
+FROM quarantine WHERE state = {held} AND id > :after ORDER BY id LIMIT :limit
+""")
+
+#: The attempts of several deliveries, each delivery's in the order they were made.
+ATTEMPTS_OF_DELIVERIES = Statement("""
+SELECT delivery_id, attempt, started_at, duration_ms, http_status, error, outcome, replay,
+       answer
+FROM attempts WHERE delivery_id IN (:ids) ORDER BY id
+""", array=("ids", "bigint"))
+
 #: What ``relay tail`` follows: events and attempts after the ids it has shown.
 EVENTS_AFTER = Statement(f"""
 SELECT {_EVENT} FROM events e WHERE e.id > :after ORDER BY e.id LIMIT :limit
@@ -236,6 +249,19 @@ async def discard_held(store: Readable, ids: Sequence[int] | None) -> list[int]:
     rows = await store.change(DISCARD_HELD, state=QuarantineState.DISCARDED,
                               note="discarded", every=ids is None, ids=list(ids or []))
     return sorted(row["id"] for row in rows)
+
+
+async def held_after(store: Readable, after: int, limit: int = 500) -> list[dict[str, Any]]:
+    return await store.read(HELD_AFTER, after=after, limit=limit)
+
+
+async def attempts_of(store: Readable, ids: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+    """The attempts of each of the deliveries ``ids``, in one query."""
+    by_delivery: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
+    if ids:
+        for row in await store.read(ATTEMPTS_OF_DELIVERIES, ids=list(ids)):
+            by_delivery[row.pop("delivery_id")].append(row)
+    return by_delivery
 
 
 async def last_ids(store: Readable) -> tuple[int, int]:
