@@ -20,7 +20,7 @@ from relay.health import DestinationHealth
 from relay.redact import redact_url
 from relay.routing import Destination
 from relay.store import destinations as store_destinations
-from relay.store.lookup import Readable
+from relay.store.sql import Readable
 from relay.times import iso
 
 log = logging.getLogger("relay.destinations")

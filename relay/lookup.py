@@ -13,8 +13,9 @@ from typing import Any
 from relay.config import Settings
 from relay.operations import MAX_ID, shown_fields, valid_id
 from relay.products import PRODUCTS, canonical_event, contact_forms
-from relay.store import Store
+from relay.store import Store, deliveries
 from relay.store import lookup as q
+from relay.store import quarantine as held
 from relay.store.base import DeliveryState
 from relay.times import iso, parse_time
 
@@ -144,14 +145,14 @@ async def replay_events(store: Store, settings: Settings, ids: Sequence[int] = (
 
 
 async def discard_dead(store: Store, ids: Sequence[int] | None) -> dict[str, Any]:
-    discarded = await q.discard_dead(store, None if ids is None else
+    discarded = await deliveries.discard_dead(store, None if ids is None else
                                      [i for i in ids if valid_id(i)], time.time())
     return {"discarded": discarded,
             "missing": [] if ids is None else sorted(set(ids) - set(discarded))}
 
 
 async def discard_quarantine(store: Store, ids: Sequence[int] | None) -> dict[str, Any]:
-    discarded = await q.discard_held(store, None if ids is None else
+    discarded = await held.discard(store, None if ids is None else
                                      [i for i in ids if valid_id(i)])
     return {"discarded": discarded,
             "missing": [] if ids is None else sorted(set(ids) - set(discarded))}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +13,8 @@ from relay.errors import EventInvalid
 from relay.events import build_event
 from relay.products import PRODUCTS, masked_fields
 from relay.runtime import Runtime
-from relay.store import Store, lookup
+from relay.store import Store, deliveries
+from relay.store import quarantine as held
 from relay.times import iso
 
 
@@ -34,8 +34,8 @@ def shown_fields(product: str, stored: str) -> dict[str, Any]:
 
 async def dead_letters(store: Store) -> list[dict[str, Any]]:
     """Every dead letter with every attempt (status, duration, error, answer); times ISO."""
-    rows = await store.dead_letters()
-    attempts = await lookup.attempts_of(store, [row["id"] for row in rows])
+    rows = await deliveries.dead_letters(store)
+    attempts = await deliveries.attempts_of(store, [row["id"] for row in rows])
     for row in rows:
         row["contact"] = contact_shown(row["product"], row["fields"])
         row["fields"] = shown_fields(row["product"], row["fields"])
@@ -58,14 +58,14 @@ async def replay_dead(store: Store, settings: Settings,
     """Queue dead letters again (all when ``ids`` is None) with a fresh attempt budget;
     ``missing`` names the ids that are no dead letter."""
     wanted = None if ids is None else [i for i in ids if valid_id(i)]
-    replayed = await store.replay_dead(wanted, time.time(), settings.retry.max_age)
+    replayed = await deliveries.replay_dead(store, wanted, time.time(), settings.retry.max_age)
     missing = [] if ids is None else sorted(set(ids) - set(replayed))
     return {"replayed": len(replayed), "ids": replayed, "missing": missing}
 
 
 async def quarantined(store: Store) -> list[dict[str, Any]]:
     """Held pushes with their problems (without the raw body)."""
-    rows = await store.quarantined()
+    rows = await held.quarantined(store)
     for row in rows:
         row.pop("body", None)
         row["fields"] = shown_fields(row["product"], row["fields"])
@@ -79,7 +79,7 @@ async def replay_quarantine(
     """Re-validate held pushes against the current schemas; valid ones become events."""
     wanted = None if ids is None else set(ids)
     replayed, still_invalid, found = [], [], set()
-    async for row in _held(store):
+    async for row in held.every_held(store):
         if wanted is not None and row["id"] not in wanted:
             continue
         found.add(row["id"])
@@ -95,16 +95,8 @@ async def replay_quarantine(
         record = replace(record, token_seen=True)
         event_id = await store.ingest(record)
         note = "replayed" if event_id is not None else "duplicate of an accepted event"
-        await store.resolve_quarantine(row["id"], event_id, note)
+        await held.resolve(store, row["id"], event_id, note)
         replayed.append({"id": row["id"], "event_id": event_id, "note": note})
     missing = [] if wanted is None else sorted(wanted - found)
     return {"replayed": replayed, "still_invalid": still_invalid, "missing": missing}
 
-
-async def _held(store: Store) -> AsyncIterator[dict[str, Any]]:
-    """Every held push, oldest first, a page at a time."""
-    after = 0
-    while page := await lookup.held_after(store, after):
-        for row in page:
-            yield row
-        after = page[-1]["id"]

@@ -273,6 +273,7 @@ async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
 
 
 # -- waiting on conditions, not on the clock ---------------------------------------------
+from relay.store import deliveries  # noqa: E402
 from relay.web.state import STORE, WORKER  # noqa: E402
 
 
@@ -284,7 +285,7 @@ async def wait_settled(client: Client, within: float = 10.0) -> tuple[int, int]:
     store, worker = client.app[STORE], client.app[WORKER]
     deadline = time.monotonic() + within
     while True:
-        pending, dead = await store.counts()
+        pending, dead = await deliveries.counts(store)
         in_flight = sum(worker.in_flight.values())
         if pending == 0 and in_flight == 0:
             return pending, dead

@@ -25,7 +25,7 @@ from relay.message_follower import MessageFollower
 from relay.metrics import Metrics
 from relay.redact import redact_text, redact_url
 from relay.runtime import Runtime
-from relay.store import Store, StoreUnavailable, open_store
+from relay.store import Store, StoreUnavailable, deliveries, open_store
 from relay.web import admin, console, headers, listeners
 from relay.web.problems import not_allowed, problem
 from relay.web.reading import bounded
@@ -68,7 +68,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    gauges = await request.app[STORE].gauges()
+    gauges = await deliveries.gauges(request.app[STORE])
     worker = request.app[WORKER]
     names = request.app[RUNTIME].settings.destinations()
     up = {name: worker.health.up(name) for name in names}

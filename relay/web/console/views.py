@@ -21,6 +21,7 @@ from relay import destinations as destination_ops
 from relay import lookup, operations
 from relay.message_stats import hourly, stats
 from relay.routing import EventKey, destinations_for, explain
+from relay.store import deliveries
 from relay.store import messages as message_records
 from relay.store.base import DeliveryState
 from relay.web import auth
@@ -99,7 +100,7 @@ def page(template: str) -> Callable[[Page], Handler]:
 
 @page("console/overview.html")
 async def overview(request: web.Request, session: auth.Session) -> dict[str, Any]:
-    gauges = await request.app[STORE].gauges()
+    gauges = await deliveries.gauges(request.app[STORE])
     totals = Totals.read(request.app[METRICS])
     rates = request.app[TRAFFIC].rates()
     now = time.time()
