@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from relay import times
-from relay.commands import with_store
+from relay.cli.commands import with_store
 from relay.message_stats import shown, stats
 from relay.runtime import Runtime
 from relay.store import Store, messages

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from relay import destinations
-from relay.commands import with_store
+from relay.cli.commands import with_store
 from relay.runtime import Runtime
 from relay.store import Store
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from relay import lookup, times
-from relay.commands import report_missing, with_store
+from relay.cli.commands import report_missing, with_store
 from relay.products import canonical_event
 from relay.runtime import Runtime
 from relay.store import Store
