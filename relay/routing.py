@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from relay import constants as c
-from relay.backoff import RetryPolicy
-from relay.breaker import BreakerPolicy
+from relay.delivery.backoff import RetryPolicy
+from relay.delivery.breaker import BreakerPolicy
 from relay.products import canonical_event
 
 

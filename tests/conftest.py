@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
+from relay.ingest.signature import sign
 from relay.runtime import Runtime
-from relay.signature import sign
 from relay.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from email.utils import formatdate
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.backoff import exponential_cap, next_attempt, parse_retry_after
+from relay.delivery.backoff import exponential_cap, next_attempt, parse_retry_after
 
 
 @given(st.integers(1, 60), st.floats(0.001, 10), st.floats(0.001, 1000), st.floats(0, 1))

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from conftest import KEYS, Client, MakeSink, Sink, signed
 from standardwebhooks import Webhook
 
-from relay.delivery import Kind, new_client, send
+from relay.delivery.client import Kind, new_client, send
 from relay.routing import Destination
 from relay.runtime import Runtime
 from relay.store import ClaimedDelivery, deliveries

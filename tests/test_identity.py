@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.constants import SIGNING_FIELDS
-from relay.identity import identity
+from relay.ingest.identity import identity
 
 
 def test_identity_ignores_token_signature_and_value_types() -> None:

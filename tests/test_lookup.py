@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 from conftest import fresh_postgres_db
 
-from relay import lookup
-from relay.identity import identity, webhook_id
+from relay.ingest.identity import identity, webhook_id
+from relay.ops import events as lookup
 from relay.products import PRODUCTS
 from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store, deliveries, open_store
 from relay.store import quarantine as held

@@ -14,8 +14,8 @@ from typing import Any
 
 from conftest import MakeRelay, MakeSink, signed
 
-from relay.message_stats import hourly, percentile, stats
-from relay.messages import submail_time, update_of
+from relay.messages.lifecycle import submail_time, update_of
+from relay.messages.stats import hourly, percentile, stats
 from relay.store import Store, open_store
 from relay.store import messages as records
 

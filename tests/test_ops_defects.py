@@ -12,7 +12,7 @@ import pytest
 from conftest import MakeRelay, MakeSink, relay_config, signed, wait_settled
 from test_console import OPERATOR, TOKENS, sign_in
 
-from relay import operations
+from relay.ops import dead as operations
 from relay.runtime import Runtime
 from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store, open_store
 

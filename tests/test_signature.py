@@ -6,7 +6,7 @@ import secrets
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.signature import matching_key, sign, verify
+from relay.ingest.signature import matching_key, sign, verify
 
 # Fixed vectors: well-known MD5 digests, split into token + key.
 HAND_WRITTEN = [

@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 from conftest import ROOT, fresh_postgres_db
 
-from relay.signature import token_key
+from relay.ingest.signature import token_key
 from relay.store import (
     ClaimedDelivery,
     DeliveryState,

@@ -14,10 +14,11 @@ from typing import Any
 import aiohttp
 import yarl
 
-from relay import docs2schema, operations, serving
+from relay import docs2schema, serving
 from relay.config import placeholders
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.logs import configure
+from relay.ops import dead as operations
 from relay.products import canonical_event
 from relay.redact import redact_text, redact_url
 from relay.routing import EventKey, destinations_for, explain

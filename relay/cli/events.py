@@ -15,8 +15,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from relay import lookup, times
+from relay import times
 from relay.cli.commands import report_missing, with_store
+from relay.ops import events as lookup
 from relay.products import canonical_event
 from relay.runtime import Runtime
 from relay.store import Store

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from relay import times
 from relay.cli.commands import with_store
-from relay.message_stats import shown, stats
+from relay.messages.stats import shown, stats
 from relay.runtime import Runtime
 from relay.store import Store, messages
 

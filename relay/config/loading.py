@@ -17,8 +17,6 @@ import yaml
 import yarl
 
 from relay import constants as c
-from relay.backoff import RetryPolicy
-from relay.breaker import BreakerPolicy
 from relay.config.settings import AdminToken, AlertTarget, Limits, Role, Settings, Subhook
 from relay.config.validation import config_validator, schema_message
 from relay.config.yamltools import (
@@ -30,9 +28,11 @@ from relay.config.yamltools import (
     parse_duration,
     parse_size,
 )
-from relay.delivery import url_problem
+from relay.delivery.backoff import RetryPolicy
+from relay.delivery.breaker import BreakerPolicy
+from relay.delivery.client import url_problem
+from relay.delivery.pacing import parse_rate
 from relay.errors import ConfigError
-from relay.pacing import parse_rate
 from relay.redact import redact_text, redact_url
 from relay.routing import Destination, Match, Route
 from relay.whsec import secret_problem

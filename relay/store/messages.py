@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from relay.messages import MessageUpdate
+from relay.messages.lifecycle import MessageUpdate
 from relay.store.migrations import V7_STATES
 from relay.store.sql import Readable, Statement, collect
 

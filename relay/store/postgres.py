@@ -32,8 +32,8 @@ import asyncpg
 
 import relay.store.queries as q
 from relay import constants as c
+from relay.ingest.signature import token_key
 from relay.redact import redact_text, redact_url
-from relay.signature import token_key
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,

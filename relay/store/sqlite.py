@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import relay.store.queries as q
-from relay.signature import token_key
+from relay.ingest.signature import token_key
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,

@@ -14,11 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from relay import lookup, operations
-from relay.admission import forwarded_client
 from relay.config import Role
+from relay.ingest.admission import forwarded_client
 from relay.logs import Throttle
-from relay.message_stats import shown as shown_message
+from relay.messages.stats import shown as shown_message
+from relay.ops import dead as operations
+from relay.ops import events as lookup
 from relay.store import messages
 from relay.store.lookup import EventFilter
 from relay.web import admin_destinations

@@ -18,10 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from relay import retention, version
-from relay.alerts import Alerter
 from relay.capacity import Budget
 from relay.config import Settings
-from relay.message_follower import MessageFollower
+from relay.delivery.alerts import Alerter
+from relay.delivery.worker import Worker
+from relay.messages.follower import MessageFollower
 from relay.metrics import Metrics
 from relay.redact import redact_text, redact_url
 from relay.runtime import Runtime
@@ -31,7 +32,6 @@ from relay.web.problems import not_allowed, problem
 from relay.web.reading import bounded
 from relay.web.state import BUDGET, METRICS, RUNTIME, STORE, WORKER
 from relay.web.subhook import Ingest
-from relay.worker import Worker
 
 log = logging.getLogger("relay.app")
 

@@ -6,10 +6,10 @@ from aiohttp import web
 
 from relay.capacity import Budget
 from relay.config import AdminToken
+from relay.delivery.worker import Worker
 from relay.metrics import Metrics
 from relay.runtime import Runtime
 from relay.store import Store
-from relay.worker import Worker
 
 RUNTIME = web.AppKey("runtime", Runtime)
 STORE = web.AppKey("store", Store)

@@ -17,8 +17,10 @@ from urllib.parse import quote_plus
 import aiohttp_jinja2
 from aiohttp import web
 
-from relay import destinations, lookup, operations
-from relay.admission import forwarded_client
+from relay.ingest.admission import forwarded_client
+from relay.ops import dead as operations
+from relay.ops import destinations
+from relay.ops import events as lookup
 from relay.web import auth
 from relay.web.console.views import SIGNED_OUT, error_page, session_of
 from relay.web.forms import Unreadable, parse_url, read_form

@@ -17,9 +17,10 @@ from urllib.parse import urlencode
 import aiohttp_jinja2
 from aiohttp import web
 
-from relay import destinations as destination_ops
-from relay import lookup, operations
-from relay.message_stats import hourly, stats
+from relay.messages.stats import hourly, stats
+from relay.ops import dead as operations
+from relay.ops import destinations as destination_ops
+from relay.ops import events as lookup
 from relay.routing import EventKey, destinations_for, explain
 from relay.store import deliveries
 from relay.store import messages as message_records

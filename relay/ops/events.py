@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relay.config import Settings
-from relay.operations import MAX_ID, shown_fields, valid_id
+from relay.ops.dead import MAX_ID, shown_fields, valid_id
 from relay.products import PRODUCTS, canonical_event, contact_forms
 from relay.store import Store, deliveries
 from relay.store import lookup as q

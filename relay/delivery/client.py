@@ -31,7 +31,6 @@ from pyreqwest.http import Url
 from pyreqwest.response import Response
 
 from relay import version
-from relay.backoff import parse_retry_after
 from relay.compact import compact_json
 from relay.constants import (
     ANSWER_READ_LIMIT,
@@ -44,6 +43,7 @@ from relay.constants import (
     RETRYABLE_STATUSES,
     SIGNING_FIELDS,
 )
+from relay.delivery.backoff import parse_retry_after
 from relay.redact import redact_text
 from relay.routing import Destination
 from relay.store import ClaimedDelivery

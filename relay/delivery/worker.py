@@ -24,16 +24,16 @@ from collections.abc import Callable
 
 from pyreqwest.client import Client
 
-from relay import destinations as controls
-from relay.alerts import Alerter
-from relay.backoff import next_attempt
-from relay.breaker import Allowance, State
 from relay.config import Settings
 from relay.constants import CONTROL_POLL_S, DEFAULT_INSTANCE_DEAD_AFTER_S, STORED_ANSWER_BYTES
-from relay.delivery import Kind, Outcome, new_client, send
-from relay.health import DestinationHealth
+from relay.delivery.alerts import Alerter
+from relay.delivery.backoff import next_attempt
+from relay.delivery.breaker import Allowance, State
+from relay.delivery.client import Kind, Outcome, new_client, send
+from relay.delivery.health import DestinationHealth
+from relay.delivery.pacing import TokenBucket
 from relay.metrics import Metrics
-from relay.pacing import TokenBucket
+from relay.ops import destinations as controls
 from relay.routing import Destination
 from relay.store import AttemptRecord, ClaimedDelivery, Store, StoreUnavailable, Want, deliveries
 from relay.store import destinations as store_destinations

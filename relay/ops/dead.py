@@ -10,7 +10,7 @@ from typing import Any
 from relay.config import Settings
 from relay.constants import SIGNING_FIELDS
 from relay.errors import EventInvalid
-from relay.events import build_event
+from relay.ingest.events import build_event
 from relay.products import PRODUCTS, masked_fields
 from relay.runtime import Runtime
 from relay.store import Store, deliveries

@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from relay.messages import update_of
+from relay.messages.lifecycle import update_of
 from relay.metrics import Metrics
 from relay.store import Store, StoreUnavailable, lookup, messages
 from relay.store.migrations import V7_STATES
