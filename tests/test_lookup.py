@@ -14,6 +14,7 @@ import pytest
 from conftest import fresh_postgres_db
 
 from relay.ingest.identity import identity, webhook_id
+from relay.ops import dead, quarantine
 from relay.ops import events as lookup
 from relay.products import PRODUCTS
 from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store, deliveries, open_store
@@ -155,13 +156,13 @@ async def test_discards_take_dead_letters_and_held_pushes_off_their_lists(
         event_id = await store.ingest(new_event(1))
         (claimed,) = await store.claim("svc", 1, "w", NOW + 60, NOW + 7200)
         await store.record([AttemptRecord(claimed.id, 1, NOW, 1.0, 410, "HTTP 410", "dead")])
-        assert await lookup.discard_dead(store, [claimed.id, 424242]) == {
+        assert await dead.discard_dead(store, [claimed.id, 424242]) == {
             "discarded": [claimed.id], "missing": [424242]}
         assert await deliveries.dead_letters(store) == []
         assert await ids(store, state="discarded") == [event_id]
         kept = await store.quarantine(QuarantinedPush("q1", "/subhook/sms", "sms", "{}", b"",
                                                       "application/json", "[]", NOW))
-        assert await lookup.discard_quarantine(store, None) == {"discarded": [kept],
+        assert await quarantine.discard_quarantine(store, None) == {"discarded": [kept],
                                                                  "missing": []}
         assert await held.quarantined(store) == []
     finally:

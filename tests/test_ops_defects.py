@@ -12,7 +12,7 @@ import pytest
 from conftest import MakeRelay, MakeSink, relay_config, signed, wait_settled
 from test_console import OPERATOR, TOKENS, sign_in
 
-from relay.ops import dead as operations
+from relay.ops import dead, quarantine
 from relay.runtime import Runtime
 from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store, open_store
 
@@ -53,9 +53,9 @@ async def test_quarantine_replay_all_takes_every_held_push(
     ids = await asyncio.gather(*(store.quarantine(QuarantinedPush(
         f"id-{n}", "/subhook/sms", "sms", "{}", b"", "text/plain", '["x"]', now))
         for n in range(1005)))
-    done = await operations.replay_quarantine(store, runtime, None)
+    done = await quarantine.replay_quarantine(store, runtime, None)
     assert len(done["still_invalid"]) == 1005
-    last = await operations.replay_quarantine(store, runtime, [max(ids)])
+    last = await quarantine.replay_quarantine(store, runtime, [max(ids)])
     assert (last["missing"], len(last["still_invalid"])) == ([], 1)
 
 
@@ -70,7 +70,7 @@ async def test_dead_letter_listing_reads_attempts_once(store: Store) -> None:
     await store.record([AttemptRecord(c.id, 1, now, 5.0, 400, "HTTP 400", "dead")
                         for c in claimed])
     counting = Counting(store)
-    rows = await operations.dead_letters(counting)
+    rows = await dead.dead_letters(counting)
     assert [len(r["attempts"]) for r in rows] == [1, 1, 1]
     assert len(counting.calls) <= 2, counting.calls
 

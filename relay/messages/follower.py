@@ -13,10 +13,9 @@ import json
 import logging
 from typing import Any
 
-from relay.messages.lifecycle import update_of
+from relay.messages.lifecycle import STATES, update_of
 from relay.metrics import Metrics
 from relay.store import Store, StoreUnavailable, lookup, messages
-from relay.store.migrations import V7_STATES
 
 log = logging.getLogger("relay.messages")
 
@@ -38,7 +37,7 @@ class MessageFollower:
         assert self.metrics is not None
         for (product, _), now in after.items():
             old = before.get((product, now["send_id"]), {})
-            for state in V7_STATES:
+            for state in STATES:
                 if now[f"{state}_at"] is not None and old.get(f"{state}_at") is None:
                     self.metrics.messages.labels(product, state).inc()
             if now["reason"] is not None and old.get("reason") is None:

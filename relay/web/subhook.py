@@ -155,8 +155,8 @@ class Ingest:
         self.on_accepted()
         if log.isEnabledFor(logging.DEBUG):  # one line per push costs ~15% of ingest at load
             product = PRODUCTS[subhook.product]
-            contact = product.masked(fields) if settings.mask_contacts else next(
-                (fields[n] for n in product.contact_fields if fields.get(n)), None)
+            contact = product.masked(fields) if settings.mask_contacts \
+                else product.contact_value(fields)
             log.debug("accepted %s %s id=%s contact=%s -> %s", subhook.product, event,
                       record.webhook_id, contact or "-",
                       ",".join(d.name for d in destinations) or "(no route)")

@@ -2,7 +2,7 @@
 
 Every page needs a session; without one it redirects to the sign-in page (a fragment
 request, from htmx, gets 401 instead). Templates autoescape; contacts are masked by the
-functions the data comes from (relay/lookup.py, relay/operations.py).
+functions the data comes from (relay/ops/shown.py).
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from relay.messages.stats import hourly, stats
-from relay.ops import dead as operations
+from relay.ops import dead as dead_ops
 from relay.ops import destinations as destination_ops
 from relay.ops import events as lookup
+from relay.ops import quarantine as held_ops
 from relay.routing import EventKey, destinations_for, explain
 from relay.store import deliveries
 from relay.store import messages as message_records
@@ -152,12 +153,12 @@ async def event(request: web.Request, session: auth.Session) -> dict[str, Any]:
 @page("console/dead.html")
 async def dead(request: web.Request, session: auth.Session) -> dict[str, Any]:
     return {"title": "Dead letters",
-            "rows": await operations.dead_letters(request.app[STORE])}
+            "rows": await dead_ops.dead_letters(request.app[STORE])}
 
 
 @page("console/quarantine.html")
 async def quarantine(request: web.Request, session: auth.Session) -> dict[str, Any]:
-    return {"title": "Quarantine", "rows": await operations.quarantined(request.app[STORE])}
+    return {"title": "Quarantine", "rows": await held_ops.quarantined(request.app[STORE])}
 
 
 @page("console/destinations.html")
