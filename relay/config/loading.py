@@ -30,8 +30,8 @@ from relay.config.yamltools import (
 )
 from relay.delivery.backoff import RetryPolicy
 from relay.delivery.breaker import BreakerPolicy
-from relay.delivery.client import url_problem
 from relay.delivery.pacing import parse_rate
+from relay.delivery.urls import url_problem
 from relay.errors import ConfigError
 from relay.redact import redact_text, redact_url
 from relay.routing import Destination, Match, Route
