@@ -6,7 +6,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.fast
 
 PACKAGE = ROOT / "relay"
 MAX_LINES = 400

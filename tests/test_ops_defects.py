@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import MakeRelay, MakeSink, relay_config, signed, wait_settled
 from test_console import OPERATOR, TOKENS, sign_in
 
 from relay.ops import dead, quarantine
 from relay.runtime import Runtime
-from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store, open_store
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = open_store(store_url)
-    await opened.open()
-    yield opened
-    await opened.close()
+from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store
 
 
 class Counting:

@@ -25,9 +25,12 @@ POLL_S = 1.0
 
 
 class MessageFollower:
-    def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
+    def __init__(self, store: Store, metrics: Metrics | None = None,
+                 poll: float = POLL_S) -> None:
         self.store = store
         self.metrics = metrics
+        #: seconds between reads once it has caught up (tests make it short)
+        self.poll = poll
         self.applied: set[int] = set()
 
     def _count(self, before: dict[tuple[str, str], dict[str, Any]],
@@ -74,4 +77,4 @@ class MessageFollower:
                 log.warning("messages: store unavailable, trying again: %s", exc)
                 read = 0
             if read < BATCH:
-                await asyncio.sleep(POLL_S)
+                await asyncio.sleep(self.poll)

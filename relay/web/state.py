@@ -20,3 +20,5 @@ WORKER = web.AppKey("worker", Worker)
 ADMIN_ENTRY = web.RequestKey("admin_entry", AdminToken)
 #: bytes of unfinished header blocks and bodies being read, shared with the serving layer
 BUDGET = web.AppKey("budget", Budget)
+#: seconds the message follower waits once caught up (create_app's ``message_poll``)
+MESSAGE_POLL = web.AppKey("message_poll", float)
