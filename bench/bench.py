@@ -426,7 +426,7 @@ def slope(points: list[tuple[float, int]]) -> float:
 async def time_lookups(db: Path, wanted: list[int]) -> dict[str, dict[str, Any]]:
     """Each of ``wanted`` (event ids) looked up by its send_id and by its contact, through
     the store as ``relay events list`` opens it (commands.with_store); milliseconds."""
-    from relay import lookup
+    from relay.ops import events as lookup
     from relay.store import open_store
 
     store = open_store(f"sqlite:///{db}", attach=True)
@@ -487,8 +487,8 @@ def populate(db: Path, delivered_rows: int) -> float:
     """Fill a store with ``delivered_rows`` delivered deliveries (two per event) and their
     attempts and tokens, in the relay's own layout and with its own statements. Event
     ``i`` (ids from 1) has ``send_id(i)`` and ``phone(i)`` for lookups."""
+    from relay.ingest.signature import token_key
     from relay.products import PRODUCTS
-    from relay.signature import token_key
     from relay.store import queries as q
     from relay.store.base import AttemptRecord, DeliveryState
     from relay.store.migrations import migrate_sqlite

@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from pushes import KEYS, generate  # noqa: E402
 
-from relay.signature import token_key  # noqa: E402
+from relay.ingest.signature import token_key  # noqa: E402
 from relay.store import queries as q  # noqa: E402
 from relay.store.migrations import migrate_sqlite  # noqa: E402
 

@@ -32,7 +32,7 @@ from aiohttp import web
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from relay.signature import sign  # noqa: E402
+from relay.ingest.signature import sign  # noqa: E402
 
 KEY = "outage-bench-key-0123"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from relay.signature import token_key
+from relay.ingest.signature import token_key
 from relay.store.sqlite import SqliteStore
 
 REMEMBER = "INSERT OR IGNORE INTO token_memory (key, seen_at) VALUES (?, ?)"

@@ -7,8 +7,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from relay.breaker import State
-from relay.delivery import Outcome
+from relay.delivery.breaker import State
+from relay.delivery.client import Outcome
 from relay.store.base import DeliveryState, Gauges
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

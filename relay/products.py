@@ -45,23 +45,28 @@ class Product:
         """Every field holding a contact, the contact field first."""
         return ((self.contact_field,) if self.contact_field else ()) + self.other_contacts
 
-    def contact_of(self, fields: Mapping[str, Any]) -> str | None:
-        """The push's contact as stored for lookups (``events.contact``): the first contact
-        field it has, spaces trimmed, an email address in lower case."""
+    def contact_value(self, fields: Mapping[str, Any]) -> str | None:
+        """The push's contact as it came: the first contact field it has (the one rule for
+        which field is the contact; stored, masked and logged alike). None when none."""
         for name in self.contact_fields:
             value = fields.get(name)
             if value is not None and value != "" and not isinstance(value, bool):
-                text = str(value).strip(" ")
-                return text.lower() if self.contact is Contact.EMAIL else text
+                return str(value)
         return None
 
+    def contact_of(self, fields: Mapping[str, Any]) -> str | None:
+        """The push's contact as stored for lookups (``events.contact``): spaces trimmed,
+        an email address in lower case."""
+        value = self.contact_value(fields)
+        if value is None:
+            return None
+        text = value.strip(" ")
+        return text.lower() if self.contact is Contact.EMAIL else text
+
     def masked(self, fields: Mapping[str, Any]) -> str | None:
-        """The push's contact (the first contact field it has), masked; None when none."""
-        for name in self.contact_fields:
-            value = fields.get(name)
-            if value is not None and value != "" and not isinstance(value, bool):
-                return mask(str(value), self.contact)
-        return None
+        """The push's contact, masked; None when none."""
+        value = self.contact_value(fields)
+        return None if value is None else mask(value, self.contact)
 
 
 #: ``unkown`` is how several SUBMAIL docs spell ``unknown``.

@@ -7,7 +7,7 @@ import logging
 import time
 
 from relay.runtime import Runtime
-from relay.store import Store, StoreUnavailable, messages
+from relay.store import Store, StoreUnavailable, deliveries, messages
 
 log = logging.getLogger("relay.retention")
 
@@ -26,7 +26,8 @@ async def run(store: Store, runtime: Runtime) -> None:
         now = time.time()
         keep = max(settings.retention_delivered, settings.replay_past)
         try:
-            events, tokens = await store.prune(now - keep, now - settings.retention_tokens)
+            events, tokens = await deliveries.prune(store, now - keep,
+                                                    now - settings.retention_tokens)
             await messages.prune(store, now - keep)  # a message goes with its events
         except StoreUnavailable as exc:
             log.warning("retention: store unavailable, trying again later: %s", exc)

@@ -27,8 +27,8 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from relay import constants as c
-from relay.backoff import RetryPolicy
-from relay.breaker import BreakerPolicy
+from relay.delivery.backoff import RetryPolicy
+from relay.delivery.breaker import BreakerPolicy
 from relay.products import canonical_event
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 
+from relay.ingest.signature import sign
 from relay.products import PRODUCTS, SAMPLE_CONTACT, canonical_event
 from relay.schemas import EventSchemas
-from relay.signature import sign
 
 CONTENT_TYPES = ("form", "json", "multipart")
 

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from aiohttp import web
 
-from relay import delivery as wire
+from relay.delivery import client as wire
 from relay.errors import PushRejected
 from relay.products import PRODUCTS
 from relay.pushes import read_push

@@ -17,8 +17,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
+from relay.ingest.signature import sign
 from relay.runtime import Runtime
-from relay.signature import sign
+from relay.store import Store, open_store
 from relay.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -186,6 +187,16 @@ async def store_url(store_kind: str, tmp_path: Path) -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open, empty store of each kind, closed after the test (modules that need one
+    kind or its own attributes define their own)."""
+    opened = open_store(store_url)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
 KEYS = {"sms": "sms-key-0123", "internationalsms": "intl-key-4567", "mms": "mms-key-89ab",
         "mail": "mail-key-cdef", "voice": "voice-key-0246", "shorturl": "short-key-1357"}
 
@@ -224,7 +235,8 @@ async def make_relay(
         db = tmp_path / ("relay.db" if made == 1 else f"relay{made}.db")
         path.write_text(relay_config(routes, extra, store=str(db)), encoding="utf-8")
         runtime = Runtime.load(path)
-        client: TestClient[Any, Any] = await aiohttp_client(create_app(runtime))
+        client: TestClient[Any, Any] = await aiohttp_client(
+            create_app(runtime, message_poll=0.05))
         return client
 
     return make
@@ -273,7 +285,18 @@ async def start_relay(tmp_path: Path) -> AsyncIterator[StartRelay]:
 
 
 # -- waiting on conditions, not on the clock ---------------------------------------------
+from relay.store import deliveries  # noqa: E402
 from relay.web.state import STORE, WORKER  # noqa: E402
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0,
+                     what: str = "the condition", every: float = 0.02) -> None:
+    """Wait until ``check()`` holds, asking every ``every`` seconds; fail after ``within``
+    naming ``what`` (the one polling loop tests use, instead of writing their own)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, f"{what} did not hold within {within} s"
+        await asyncio.sleep(every)
 
 
 async def wait_settled(client: Client, within: float = 10.0) -> tuple[int, int]:
@@ -284,7 +307,7 @@ async def wait_settled(client: Client, within: float = 10.0) -> tuple[int, int]:
     store, worker = client.app[STORE], client.app[WORKER]
     deadline = time.monotonic() + within
     while True:
-        pending, dead = await store.counts()
+        pending, dead = await deliveries.counts(store)
         in_flight = sum(worker.in_flight.values())
         if pending == 0 and in_flight == 0:
             return pending, dead

@@ -18,6 +18,7 @@ from conftest import Client, MakeRelay, MakeSink, relay_config, signed, wait_set
 from relayproc import Relay, free_port, subhooks_yaml, wait_until
 
 from relay.runtime import Runtime
+from relay.store import deliveries
 from relay.web.app import create_app
 from relay.web.state import STORE
 
@@ -424,7 +425,7 @@ async def test_every_lookup_endpoint_needs_the_token(
             assert response.status in (401, 429), (method, path, headers)
             assert PHONE not in text and "138****5678" not in text
     assert client.app is not None  # the API itself is 429 for this address now
-    assert [d["id"] for d in await client.app[STORE].dead_letters()] == [dead]
+    assert [d["id"] for d in await deliveries.dead_letters(client.app[STORE])] == [dead]
     assert len(sink.received) == 1
     off = await make_relay("  []")
     for method, path in calls:

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from email.utils import formatdate
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.backoff import exponential_cap, next_attempt, parse_retry_after
+from relay.delivery.backoff import exponential_cap, next_attempt, parse_retry_after
+
+pytestmark = pytest.mark.fast
 
 
 @given(st.integers(1, 60), st.floats(0.001, 10), st.floats(0.001, 1000), st.floats(0, 1))

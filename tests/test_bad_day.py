@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from conftest import KEYS, Client, MakeSink, Sink, signed
 from standardwebhooks import Webhook
 
-from relay.delivery import Kind, new_client, send
+from relay.delivery.client import Kind, new_client, send
 from relay.routing import Destination
 from relay.runtime import Runtime
-from relay.store import ClaimedDelivery
+from relay.store import ClaimedDelivery, deliveries
 from relay.web.app import create_app
 from relay.web.state import STORE, WORKER
 
@@ -90,7 +90,7 @@ async def admin(client: Client, verb: str, name: str, token: str = OPERATOR,
 
 async def pending_dead(client: Client) -> tuple[int, int]:
     assert client.app is not None
-    counts: tuple[int, int] = await client.app[STORE].counts()
+    counts: tuple[int, int] = await deliveries.counts(client.app[STORE])
     return counts
 
 
@@ -125,7 +125,7 @@ async def test_outage_of_100_failures_ends_delivered_with_one_probe_per_interval
 
 async def _settled(client: Client) -> bool:
     assert client.app is not None
-    pending, _ = await client.app[STORE].counts()
+    pending, _ = await deliveries.counts(client.app[STORE])
     return pending == 0 and not sum(client.app[WORKER].in_flight.values())
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from relay.backoff import next_attempt
-from relay.breaker import Allowance, Breaker, BreakerPolicy, State
-from relay.pacing import TokenBucket, parse_rate
+from relay.delivery.backoff import next_attempt
+from relay.delivery.breaker import Allowance, Breaker, BreakerPolicy, State
+from relay.delivery.pacing import TokenBucket, parse_rate
 
 pytestmark = pytest.mark.fast
 

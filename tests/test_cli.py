@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.cli import main
+from relay.cli.parser import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

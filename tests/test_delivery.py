@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import json
 
-from relay.delivery import (
+from relay.delivery.client import (
     CACHED_FIELDS_MAX,
     build_request,
     classify,

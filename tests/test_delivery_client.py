@@ -14,7 +14,7 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from relay.delivery import new_client, send
+from relay.delivery.client import new_client, send
 from relay.routing import Destination
 from relay.store import ClaimedDelivery
 

@@ -4,6 +4,8 @@ import pytest
 
 from relay.drop_reasons import RECEIPT_CODES, CodeTable, DropClass, drop_class, normalise
 
+pytestmark = pytest.mark.fast
+
 
 def classes(*reports: str | None) -> set[DropClass]:
     return {drop_class(report) for report in reports}

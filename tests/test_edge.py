@@ -9,7 +9,7 @@ from typing import Any
 
 from conftest import MakeRelay, signed
 
-from relay.admission import client_address
+from relay.ingest.admission import client_address
 from relay.web.state import RUNTIME
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from relay.store import NewEvent, StoreUnavailable, sqlite, sqlite_group
+from relay.store import NewEvent, StoreUnavailable, deliveries, sqlite, sqlite_group
 from relay.store.grouping import GroupedWriter
 from relay.store.sqlite import SqliteStore
 
@@ -31,12 +31,12 @@ async def test_an_op_sqlite_cannot_take_fails_alone(tmp_path: Path) -> None:
     try:
         results = await asyncio.wait_for(asyncio.gather(
             *(store.ingest(event(n)) for n in range(3)),
-            store.replay_dead([10**30], time.time(), 60),
+            deliveries.replay_dead(store, [10**30], time.time(), 60),
             *(store.ingest(event(n)) for n in range(3, 6)),
             return_exceptions=True), timeout=10)
         assert isinstance(results[3], StoreUnavailable)
         assert all(isinstance(r, int) for i, r in enumerate(results) if i != 3)
-        assert await store.counts() == (6, 0)
+        assert await deliveries.counts(store) == (6, 0)
     finally:
         await store.close()
 
@@ -63,12 +63,13 @@ async def test_a_push_sqlite_cannot_take_fails_alone_beside_thread_ops(tmp_path:
     try:
         bad = replace(event(99), received_at=10**30)  # OverflowError when bound
         results = await asyncio.wait_for(asyncio.gather(
-            store.ingest(event(1)), store.ingest(bad), store.replay_dead([], time.time(), 60),
+            store.ingest(event(1)), store.ingest(bad),
+            deliveries.replay_dead(store, [], time.time(), 60),
             store.ingest(event(2)), return_exceptions=True), timeout=10)
         assert isinstance(results[1], StoreUnavailable)
         assert isinstance(results[0], int) and isinstance(results[3], int)
         assert results[2] == []
-        assert await store.counts() == (2, 0)
+        assert await deliveries.counts(store) == (2, 0)
         assert store.commits == 1
     finally:
         await store.close()
@@ -103,7 +104,7 @@ async def test_a_push_waits_for_another_writer_without_stopping_the_loop(
         turned.set()
         assert await asyncio.wait_for(holder, timeout=20), "the loop stopped while waiting"
         assert isinstance(await asyncio.wait_for(pushed, timeout=10), int)
-        assert await store.counts() == (1, 0)
+        assert await deliveries.counts(store) == (1, 0)
     finally:
         other.close()
         await store.close()

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from relay.health import DestinationHealth
+from relay.delivery.health import DestinationHealth
 from relay.store import AttemptRecord, DeliveryState
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from relay.constants import SIGNING_FIELDS
-from relay.identity import identity
+from relay.ingest.identity import identity
+
+pytestmark = pytest.mark.fast
 
 
 def test_identity_ignores_token_signature_and_value_types() -> None:

@@ -1,11 +1,15 @@
-"""The package's shape: no import cycle, no module past ~400 lines."""
+"""The package's shape: no import cycle, no module past ~400 lines, and the layers: the
+store knows nothing of its callers, pure decisions no I/O library, config no client."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
+
+pytestmark = pytest.mark.fast
 
 PACKAGE = ROOT / "relay"
 MAX_LINES = 400
@@ -66,3 +70,57 @@ def test_no_module_past_the_size_of_one_concept() -> None:
     sizes = {str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines())
              for p in PACKAGE.rglob("*.py")}
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def _graph() -> tuple[dict[str, Path], dict[str, set[str]]]:
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return files, {name: imports(path, set(files)) - {name} for name, path in files.items()}
+
+
+def foreign(path: Path) -> set[str]:
+    """The top-level packages outside relay/ that ``path`` imports, at any depth."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found - {"relay"}
+
+
+def _under(name: str, *packages: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+#: Modules of decisions alone: no socket, no file, no database driver.
+PURE = ("relay.products", "relay.routing", "relay.times", "relay.redact", "relay.drop_reasons",
+        "relay.delivery.backoff", "relay.delivery.breaker", "relay.delivery.pacing",
+        "relay.ingest.signature", "relay.ingest.identity", "relay.ingest.admission",
+        "relay.messages.lifecycle", "relay.ops.shown", "relay.store.sql")
+IO_LIBRARIES = {"aiohttp", "asyncpg", "sqlite3", "pyreqwest", "socket"}
+
+
+def test_the_store_imports_none_of_its_callers() -> None:
+    """relay.store imports neither the web, the CLI nor the operator's layer."""
+    _, graph = _graph()
+    wrong = {name: sorted(t for t in targets if _under(t, "relay.web", "relay.cli", "relay.ops"))
+             for name, targets in graph.items() if _under(name, "relay.store")}
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_pure_modules_import_no_io_library() -> None:
+    """The pure decisions import no aiohttp, asyncpg, sqlite3 or HTTP client."""
+    files, _ = _graph()
+    wrong = {name: sorted(foreign(files[name]) & IO_LIBRARIES) for name in PURE}
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_config_imports_no_delivery_client_web_or_store() -> None:
+    """Loading a config starts no client, no server and no store (relay check runs it)."""
+    files, graph = _graph()
+    banned = ("relay.delivery.client", "relay.delivery.worker", "relay.web", "relay.store",
+              "relay.ops", "relay.cli")
+    wrong = {name: sorted(t for t in targets if _under(t, *banned))
+             for name, targets in graph.items() if _under(name, "relay.config")}
+    assert {k: v for k, v in wrong.items() if v} == {}
+    assert not any("aiohttp" in foreign(files[n]) for n in graph if _under(n, "relay.config"))

@@ -13,10 +13,12 @@ import asyncpg
 import pytest
 from conftest import fresh_postgres_db
 
-from relay import lookup
-from relay.identity import identity, webhook_id
+from relay.ingest.identity import identity, webhook_id
+from relay.ops import dead, quarantine
+from relay.ops import events as lookup
 from relay.products import PRODUCTS
-from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store, open_store
+from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store, deliveries, open_store
+from relay.store import quarantine as held
 from relay.store.migrations import migrate_postgres, migrate_sqlite
 
 NOW = time.time()
@@ -154,15 +156,15 @@ async def test_discards_take_dead_letters_and_held_pushes_off_their_lists(
         event_id = await store.ingest(new_event(1))
         (claimed,) = await store.claim("svc", 1, "w", NOW + 60, NOW + 7200)
         await store.record([AttemptRecord(claimed.id, 1, NOW, 1.0, 410, "HTTP 410", "dead")])
-        assert await lookup.discard_dead(store, [claimed.id, 424242]) == {
+        assert await dead.discard_dead(store, [claimed.id, 424242]) == {
             "discarded": [claimed.id], "missing": [424242]}
-        assert await store.dead_letters() == []
+        assert await deliveries.dead_letters(store) == []
         assert await ids(store, state="discarded") == [event_id]
-        held = await store.quarantine(QuarantinedPush("q1", "/subhook/sms", "sms", "{}", b"",
+        kept = await store.quarantine(QuarantinedPush("q1", "/subhook/sms", "sms", "{}", b"",
                                                       "application/json", "[]", NOW))
-        assert await lookup.discard_quarantine(store, None) == {"discarded": [held],
+        assert await quarantine.discard_quarantine(store, None) == {"discarded": [kept],
                                                                  "missing": []}
-        assert await store.quarantined() == []
+        assert await held.quarantined(store) == []
     finally:
         await store.close()
 

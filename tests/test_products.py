@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from relay.products import PRODUCTS, Contact, canonical_event, mask, mask_phone, masked_fields
+
+pytestmark = pytest.mark.fast
 
 
 def test_mask_contact_phones_and_emails() -> None:

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from relay.errors import BadPush, UnsupportedMediaType
 from relay.pushes import read_push
 
+pytestmark = pytest.mark.fast
+
 
 def test_readers_agree_across_content_types() -> None:
     """The same fields come out of a form, JSON, multipart, text/plain and a query string."""

@@ -11,7 +11,7 @@ import pytest
 from conftest import MakeRelay
 from test_console import TOKENS, VIEWER, sign_in
 
-from relay.cli import main
+from relay.cli.parser import main
 from relay.runtime import Runtime
 
 HEAD = """\

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import fnmatch
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,8 @@ from relay.routing import (
     glob_match,
     matches,
 )
+
+pytestmark = pytest.mark.fast
 
 ALPHABET = "ab-_.*?"
 words = st.text(alphabet="ab-_.", max_size=6)

@@ -3,10 +3,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.signature import matching_key, sign, verify
+from relay.ingest.signature import matching_key, sign, verify
+
+pytestmark = pytest.mark.fast
 
 # Fixed vectors: well-known MD5 digests, split into token + key.
 HAND_WRITTEN = [

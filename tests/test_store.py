@@ -8,7 +8,15 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from relay.store import AttemptRecord, NewEvent, QuarantinedPush, open_store, sqlite_path
+from relay.store import (
+    AttemptRecord,
+    NewEvent,
+    QuarantinedPush,
+    deliveries,
+    open_store,
+    sqlite_path,
+)
+from relay.store import quarantine as held
 from relay.store.migrations import LATEST
 from relay.store.postgres import PostgresStore
 from relay.store.sqlite import SqliteStore
@@ -41,7 +49,7 @@ async def test_concurrent_ingests_share_commits(store: AnyStore) -> None:
     assert len(set(ids)) == 200
     assert None not in ids
     assert store.commits < 20
-    assert await store.counts() == (400, 0)
+    assert await deliveries.counts(store) == (400, 0)
 
 
 async def test_dedupe_by_token_and_identity_survives_reopen(store_url: str) -> None:
@@ -75,11 +83,11 @@ async def test_claim_lease_record_and_replay(store: AnyStore) -> None:
                                       now + 10)])
     assert await store.claim("a", 10, "w1", now + 60, now + 5) == []  # not due yet
     await store.record([AttemptRecord(claimed.id, 2, now, 5.0, 400, "HTTP 400", "dead")])
-    (dead,) = await store.dead_letters()
+    (dead,) = await deliveries.dead_letters(store)
     assert dead["attempt"] == 2
-    assert [a["http_status"] for a in await store.attempts(claimed.id)] == [503, 400]
-    assert await store.replay_dead(None, now, 3600) == [dead["id"]]
-    assert await store.dead_letters() == []
+    assert [a["http_status"] for a in await deliveries.attempts(store, claimed.id)] == [503, 400]
+    assert await deliveries.replay_dead(store, None, now, 3600) == [dead["id"]]
+    assert await deliveries.dead_letters(store) == []
     (again,) = await store.claim("a", 10, "w1", now + 60, now + 1)
     assert again.attempt == 0
 
@@ -90,10 +98,10 @@ async def test_quarantine_keeps_one_row_per_identity(store: AnyStore) -> None:
                            time.time())
     first = await store.quarantine(push)
     assert await store.quarantine(push) == first
-    (row,) = await store.quarantined()
+    (row,) = await held.quarantined(store)
     assert row["problems"] == ["x"]
-    await store.resolve_quarantine(first, None, "done")
-    assert await store.quarantined() == []
+    await held.resolve(store, first, None, "done")
+    assert await held.quarantined(store) == []
 
 
 async def test_migrations_are_versioned_and_idempotent(store_url: str, store_kind: str) -> None:
@@ -146,11 +154,22 @@ async def test_retention_prunes_delivered_events_and_old_tokens(store: AnyStore)
         AttemptRecord(claimed[0].id, 1, now, 1.0, 200, None, "delivered"),
         AttemptRecord(claimed[1].id, 1, now, 1.0, 400, "HTTP 400", "dead"),
     ])
-    assert await store.prune(now - 10, now - 10) == (0, 0)  # nothing old enough yet
-    assert await store.prune(now + 10, now + 10) == (1, 3)
-    assert [d["id"] for d in await store.dead_letters()] == [claimed[1].id]
-    assert await store.attempts(claimed[0].id) == []
-    assert await store.counts() == (1, 1)
+    assert await deliveries.prune(store, now - 10, now - 10) == (0, 0)  # nothing old enough yet
+    assert await deliveries.prune(store, now + 10, now + 10) == (1, 3)
+    assert [d["id"] for d in await deliveries.dead_letters(store)] == [claimed[1].id]
+    assert await deliveries.attempts(store, claimed[0].id) == []
+    assert await deliveries.counts(store) == (1, 1)
     # A pruned event's identity is no longer known; its token neither.
     assert not await store.seen("token-0", "identity-0")
     assert await store.seen("nothing", "identity-1")
+
+
+async def test_a_bug_in_a_bind_is_not_store_unavailable(store: AnyStore) -> None:
+    """A TypeError from a statement's bind (a bug, not the database) reaches the caller as
+    it is, reading or writing, on both stores; the store's own errors alone become
+    StoreUnavailable (one boundary per store)."""
+    with pytest.raises(TypeError):
+        await store.read(deliveries.COUNTS, nothing=1)
+    with pytest.raises(TypeError):
+        await store.change(deliveries.REPLAY_DEAD, now=1.0)
+    assert await deliveries.counts(store) == (0, 0)  # and the store serves on

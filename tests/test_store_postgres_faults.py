@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from relay.store import AttemptRecord, NewEvent, StoreUnavailable
+from relay.store import AttemptRecord, NewEvent, StoreUnavailable, deliveries
 from relay.store.base import DeliveryState
 from relay.store.postgres import PostgresStore
 
@@ -57,12 +57,12 @@ async def test_replay_of_an_id_too_large_for_bigint_fails_alone(
 ) -> None:
     """asyncpg refuses to encode 10**30 as a BIGINT: that replay fails with StoreUnavailable
     (its cause kept); the ingests of its group are committed."""
-    replay, *ingests = await together(store.replay_dead([10**30], time.time(), 3600),
+    replay, *ingests = await together(deliveries.replay_dead(store, [10**30], time.time(), 3600),
                                       *(store.ingest(new_event(n)) for n in range(8)))
     assert isinstance(replay, StoreUnavailable), replay
     assert isinstance(replay.__cause__, asyncpg.PostgresError | ValueError | OverflowError)
     assert_ingested(ingests, 8)
-    assert await store.counts() == (8, 0)
+    assert await deliveries.counts(store) == (8, 0)
 
 
 async def test_a_value_postgresql_refuses_fails_alone(store: PostgresStore) -> None:
@@ -73,16 +73,18 @@ async def test_a_value_postgresql_refuses_fails_alone(store: PostgresStore) -> N
     assert isinstance(results[3], StoreUnavailable), results[3]
     assert isinstance(results[3].__cause__, asyncpg.PostgresError)
     assert_ingested(results[:3] + results[4:], 7)
-    assert await store.counts() == (7, 0)
+    assert await deliveries.counts(store) == (7, 0)
 
 
 async def test_an_overflow_in_an_op_fails_alone(store: PostgresStore) -> None:
-    """An OverflowError raised in an op before any query (a time too large for a float) is
-    StoreUnavailable for that caller alone."""
-    replay, *ingests = await together(store.replay_dead(None, 10**400, 3600.0),
+    """An OverflowError raised in an op as asyncpg encodes a value (a time too large for a
+    float) is StoreUnavailable for that caller alone."""
+    replay, *ingests = await together(store.change(
+        deliveries.REPLAY_DEAD, state=DeliveryState.PENDING, now=1.0, expires_at=10**400,
+        every=True, ids=[]),
                                       *(store.ingest(new_event(n)) for n in range(4)))
     assert isinstance(replay, StoreUnavailable), replay
-    assert isinstance(replay.__cause__, OverflowError)
+    assert "too large" in str(replay.__cause__)
     assert_ingested(ingests, 4)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from conftest import MakeRelay, MakeSink, signed
 
+from relay.store import deliveries
 from relay.web.app import GC_YOUNG_THRESHOLD
 from relay.web.state import STORE
 
@@ -92,8 +93,8 @@ async def test_retention_job_prunes_delivered_events_while_running(
     while await store.seen(str(fields["token"]), ""):
         assert time.monotonic() < deadline, "the delivered event's token was never pruned"
         await asyncio.sleep(0.1)
-    assert len(await store.dead_letters()) == 1
-    assert await store.counts() == (0, 1)
+    assert len(await deliveries.dead_letters(store)) == 1
+    assert await deliveries.counts(store) == (0, 1)
 
 
 async def test_garbage_collector_is_set_for_serving_and_restored(

@@ -14,6 +14,7 @@ from conftest import KEYS, Client, MakeRelay, MakeSink, signed, wait_settled
 
 from relay import docs2schema
 from relay.products import canonical_event
+from relay.store import quarantine as held
 from relay.web.state import RUNTIME, STORE
 from relay.web.subhook import accepted
 
@@ -198,7 +199,7 @@ async def test_duplicates_by_token_and_by_identity(
     broken = {**fields, "send_id": 7}
     assert await push(client, "sms", broken, "json") == (200, {"status": "duplicate"})
     assert client.app is not None
-    assert await client.app[STORE].quarantined() == []
+    assert await held.quarantined(client.app[STORE]) == []
     # Same event, fresh token (and JSON numbers instead of form strings): same identity.
     again = signed("sms", fields)
     assert await push(client, "sms", again, "json") == (200, {"status": "duplicate"})

@@ -11,7 +11,7 @@ import pytest
 from conftest import Client, MakeRelay, MakeSink, signed, wait_settled
 from standardwebhooks import Webhook
 
-from relay.store import sqlite
+from relay.store import deliveries, sqlite
 from relay.store.sqlite import SqliteStore
 from relay.web.state import STORE
 
@@ -40,10 +40,10 @@ async def wait_dead(client: Client, count: int, within: float = 10.0) -> list[di
     store = client.app[STORE]
     deadline = time.monotonic() + within
     while True:
-        rows = await store.dead_letters()
+        rows = await deliveries.dead_letters(store)
         if len(rows) >= count:
             for row in rows:
-                row["attempts"] = await store.attempts(row["id"])
+                row["attempts"] = await deliveries.attempts(store, row["id"])
             return list(rows)
         assert time.monotonic() < deadline, f"{len(rows)} dead letters, wanted {count}"
         await asyncio.sleep(0.02)
@@ -108,7 +108,7 @@ async def test_max_attempts_then_dead_letter_then_replay(
     got = await sink.wait_for(6)
     assert got[-1].headers["X-Relay-Attempt"] == "1"
     assert client.app is not None
-    assert await client.app[STORE].dead_letters() == []
+    assert await deliveries.dead_letters(client.app[STORE]) == []
 
 
 async def test_connection_refused_and_timeout_are_retried(

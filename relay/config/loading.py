@@ -18,8 +18,6 @@ import yarl
 
 from relay import conditions, templates
 from relay import constants as c
-from relay.backoff import RetryPolicy
-from relay.breaker import BreakerPolicy
 from relay.config.checking import Unrepeated, against_schema, yaml_problem
 from relay.config.settings import AdminToken, AlertTarget, Limits, Role, Settings, Subhook
 from relay.config.yamltools import (
@@ -31,9 +29,11 @@ from relay.config.yamltools import (
     parse_duration,
     parse_size,
 )
-from relay.delivery import url_problem
+from relay.delivery.backoff import RetryPolicy
+from relay.delivery.breaker import BreakerPolicy
+from relay.delivery.pacing import parse_rate
+from relay.delivery.urls import url_problem
 from relay.errors import ConfigError
-from relay.pacing import parse_rate
 from relay.redact import redact_text, redact_url
 from relay.routing import Destination, Match, Route
 from relay.whsec import secret_problem

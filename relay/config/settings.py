@@ -8,8 +8,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from relay import constants as c
-from relay.backoff import RetryPolicy
-from relay.breaker import BreakerPolicy
+from relay.delivery.backoff import RetryPolicy
+from relay.delivery.breaker import BreakerPolicy
 from relay.routing import Destination, Route
 
 

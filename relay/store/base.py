@@ -144,10 +144,22 @@ class Gauges:
 
 
 class Store(Protocol):
+    """What each store implements: its lifetime, the hot path (a push, a claim, attempt
+    records: each backend's own, tuned to it) and two primitives that run any named
+    statement. Every other query is one statement and one function over ``read`` and
+    ``change``, written once for both (relay/store/deliveries.py, quarantine.py,
+    lookup.py, messages.py, destinations.py)."""
+
+    @property
+    def dead_after(self) -> float | None:
+        """How long an owner may go without a heartbeat before its leases are void
+        (PostgreSQL's several relays); None where one process owns the store and a lease
+        ends only with its time (SQLite)."""
+
     # ``statement`` is a relay.store.sql.Statement (sql.py imports this module, so the
     # protocol names it Any rather than import it back)
     async def read(self, statement: Any, **values: Any) -> list[dict[str, Any]]:
-        """The rows of a reading statement (relay/store/lookup.py's)."""
+        """The rows of a reading statement."""
     async def change(self, statement: Any, **values: Any) -> list[dict[str, Any]]:
         """Run a writing statement in the next grouped transaction; its RETURNING rows."""
     async def open(self) -> None: ...
@@ -166,18 +178,3 @@ class Store(Protocol):
         (``{destination: Want(limit, lease_until, ...)}``)."""
     async def record(self, records: list[AttemptRecord]) -> None: ...
     async def release(self, owner: str) -> int: ...
-    async def pending_destinations(self, now: float) -> list[str]: ...
-    async def counts(self) -> tuple[int, int]:
-        """(pending, dead) deliveries."""
-    async def gauges(self) -> Gauges: ...
-    async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]: ...
-    async def attempts(self, delivery_id: int) -> list[dict[str, Any]]: ...
-    async def replay_dead(self, ids: list[int] | None, now: float,
-                          max_age: float) -> list[int]:
-        """Queue dead letters again (every one when ``ids`` is None); the ids requeued."""
-    async def quarantined(self, limit: int = 1000) -> list[dict[str, Any]]: ...
-    async def resolve_quarantine(self, qid: int, event_id: int | None, note: str) -> None: ...
-    async def prune(self, delivered_before: float, tokens_before: float) -> tuple[int, int]:
-        """Delete events every delivery of which was delivered before ``delivered_before``,
-        with their deliveries and attempts, and tokens seen before ``tokens_before``;
-        (events, tokens) deleted. Dead and pending deliveries keep their event."""

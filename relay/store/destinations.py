@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from relay.store.lookup import Readable
-from relay.store.sql import Statement, collect
+from relay.store.sql import Readable, Statement, collect
 
 PAUSES = Statement("""
 SELECT name, paused_at, paused_by, reason FROM destinations WHERE paused_at IS NOT NULL

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from relay.signature import token_key
+from relay.ingest.signature import token_key
 
 
 def _token_memory(conn: sqlite3.Connection) -> None:

@@ -15,21 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
-from relay.store.base import DeliveryState, QuarantineState
-from relay.store.sql import Statement, collect
+from relay.store.base import DeliveryState
+from relay.store.sql import Readable, Statement, collect
 
 #: Most events one page holds.
 MAX_PAGE = 500
 
 _EVENT = """e.id, e.webhook_id, e.product, e.event, e.tag, e.send_id, e.fields,
        e.received_at, e.content_type"""
-
-
-class Readable(Protocol):
-    async def read(self, statement: Statement, **values: Any) -> list[dict[str, Any]]: ...
-    async def change(self, statement: Statement, **values: Any) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -116,19 +111,6 @@ SELECT id FROM events WHERE id IN (:ids)
 EVENTS_OF_SEND_ID = Statement("""
 SELECT id FROM events WHERE send_id = :send_id ORDER BY id
 """)
-
-DISCARD_DEAD = Statement("""
-UPDATE deliveries SET state = :state, lease_owner = NULL, lease_until = NULL,
-       updated_at = :now
-WHERE state = {dead} AND (:every OR id IN (:ids))
-RETURNING id
-""", array=("ids", "bigint"))
-
-DISCARD_HELD = Statement("""
-UPDATE quarantine SET state = :state, note = :note
-WHERE state = {held} AND (:every OR id IN (:ids))
-RETURNING id
-""", array=("ids", "bigint"))
 
 #: What ``relay tail`` follows: events and attempts after the ids it has shown.
 EVENTS_AFTER = Statement(f"""
@@ -221,21 +203,6 @@ async def replay_events(store: Readable, event_ids: Sequence[int], now: float,
     (id, event_id) of each delivery requeued."""
     return await store.change(REPLAY_EVENTS, state=DeliveryState.PENDING, now=now,
                               expires_at=now + max_age, event_ids=list(event_ids))
-
-
-async def discard_dead(store: Readable, ids: Sequence[int] | None, now: float) -> list[int]:
-    """Dead letters out of the list (every one when ``ids`` is None); the ids discarded.
-    The event and its attempts stay for lookups until retention prunes them."""
-    rows = await store.change(DISCARD_DEAD, state=DeliveryState.DISCARDED, now=now,
-                              every=ids is None, ids=list(ids or []))
-    return sorted(row["id"] for row in rows)
-
-
-async def discard_held(store: Readable, ids: Sequence[int] | None) -> list[int]:
-    """Quarantined pushes out of the list (every one when ``ids`` is None)."""
-    rows = await store.change(DISCARD_HELD, state=QuarantineState.DISCARDED,
-                              note="discarded", every=ids is None, ids=list(ids or []))
-    return sorted(row["id"] for row in rows)
 
 
 async def last_ids(store: Readable) -> tuple[int, int]:

@@ -14,10 +14,9 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from relay.messages import MessageUpdate
-from relay.store.lookup import Readable
+from relay.messages.lifecycle import MessageUpdate
 from relay.store.migrations import V7_STATES
-from relay.store.sql import Statement
+from relay.store.sql import Readable, Statement, collect
 
 _FILLED = ("contact", "tag", "report", "reason", "operator", "location")
 
@@ -69,10 +68,8 @@ UPDATE message_cursor SET last_id = :last_id WHERE name = 'messages' AND last_id
 
 PRUNE_MESSAGES = Statement("DELETE FROM messages WHERE updated_at < :before")
 
-STATEMENTS = {"MESSAGES_OF": MESSAGES_OF, "MESSAGES_OF_MANY": MESSAGES_OF_MANY,
-              "MESSAGES_SINCE": MESSAGES_SINCE, "CURSOR": CURSOR,
-              "MOVE_CURSOR": MOVE_CURSOR, "PRUNE_MESSAGES": PRUNE_MESSAGES,
-              **{f"UPSERT_{s.upper()}": statement for s, statement in UPSERTS.items()}}
+STATEMENTS = {**collect(globals()),
+              **collect({f"upsert_{s}": statement for s, statement in UPSERTS.items()})}
 
 
 async def apply(store: Readable, updates: Sequence[MessageUpdate]) -> None:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,13 +32,11 @@ import asyncpg
 
 import relay.store.queries as q
 from relay import constants as c
+from relay.ingest.signature import token_key
 from relay.redact import redact_text, redact_url
-from relay.signature import token_key
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
-    DeliveryState,
-    Gauges,
     NewEvent,
     QuarantinedPush,
     QuarantineState,
@@ -47,7 +45,7 @@ from relay.store.base import (
 )
 from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_postgres
-from relay.store.sql import Statement, as_dicts, gauges_from, quarantine_listing, records
+from relay.store.sql import Statement, as_dicts, records
 
 T = TypeVar("T")
 if TYPE_CHECKING:  # the stubs make the pool's connection proxy generic; asyncpg does not
@@ -62,13 +60,12 @@ log = logging.getLogger("relay.store")
 
 
 #: What the database, the network or asyncpg's encoding of a value raise: StoreUnavailable
-#: for the caller. (asyncpg's DataError is a PostgresError in some versions and a
-#: ValueError in others; an int too large for its column is an OverflowError in some; a
+#: for the caller. (asyncpg's DataError is a PostgresError in some versions and an
+#: InterfaceError in others; an int too large for its column is an OverflowError in some; a
 #: connection the server ended that asyncpg has not noticed yet fails its next statement
 #: with InternalClientError.)
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError,
-              asyncpg.exceptions.InternalClientError, OSError, TimeoutError, OverflowError,
-              ValueError)
+              asyncpg.exceptions.InternalClientError, OSError, TimeoutError, OverflowError)
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:
@@ -77,6 +74,17 @@ def _unavailable(exc: BaseException) -> StoreUnavailable:
     error = StoreUnavailable(f"postgresql: {type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
+
+
+@contextlib.contextmanager
+def _foreign_errors() -> Iterator[None]:
+    """The one boundary of the PostgreSQL store: what the database, the network or asyncpg
+    raise in the block becomes StoreUnavailable, ``from`` it; anything else (a TypeError in
+    a statement's bind is a bug) passes as it is."""
+    try:
+        yield
+    except _DB_ERRORS as exc:
+        raise _unavailable(exc) from exc
 
 
 def _failed(exc: Exception) -> Exception:
@@ -110,21 +118,17 @@ class PostgresStore:
     async def _run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         if self._pool is None:
             raise StoreUnavailable("store is closed")
-        try:
+        with _foreign_errors():
             async with self._pool.acquire() as conn:
                 return await fn(conn)
-        except _DB_ERRORS as exc:
-            raise _unavailable(exc) from exc
 
     async def _write(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``fn`` inside the next grouped transaction; return after its commit. What
         the database or asyncpg raise for this op alone is StoreUnavailable for its caller
         only; any other exception (a bug) reaches the caller as it is."""
         async def op(conn: Connection) -> T:
-            try:
+            with _foreign_errors():
                 return await fn(conn)
-            except _DB_ERRORS as exc:
-                raise _unavailable(exc) from exc
 
         result: T = await self._writer.write(op)
         return result
@@ -257,11 +261,6 @@ class PostgresStore:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    async def pending_destinations(self, now: float) -> list[str]:
-        rows = await self._run(lambda conn: _fetch(
-            conn, q.PENDING_DESTINATIONS_ALIVE, now=now, dead_after=self.dead_after))
-        return [row["destination"] for row in rows]
-
     async def claim(
         self, destination: str, limit: int, owner: str, lease_until: float, now: float
     ) -> list[ClaimedDelivery]:
@@ -313,58 +312,6 @@ class PostgresStore:
 
         return await self._write(write)
 
-    async def counts(self) -> tuple[int, int]:
-        row = await self._run(lambda conn: _fetchrow(conn, q.COUNTS))
-        return int(row["pending"]), int(row["dead"])
-
-    async def gauges(self) -> Gauges:
-        async def read(conn: Connection) -> Gauges:
-            return gauges_from(await _fetch(conn, q.BACKLOG),
-                               await _fetchrow(conn, q.DEAD_AND_HELD))
-
-        return await self._run(read)
-
-    # -- dead letters and quarantine --------------------------------------------------------
-
-    async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]:
-        return as_dicts(await self._run(lambda conn: _fetch(conn, q.DEAD_LETTERS, limit=limit)))
-
-    async def attempts(self, delivery_id: int) -> list[dict[str, Any]]:
-        return as_dicts(await self._run(lambda conn: _fetch(
-            conn, q.ATTEMPTS, delivery_id=delivery_id)))
-
-    async def replay_dead(self, ids: list[int] | None, now: float,
-                          max_age: float) -> list[int]:
-        async def write(conn: Connection) -> list[int]:
-            rows = await _fetch(conn, q.REPLAY_DEAD, state=DeliveryState.PENDING, now=now,
-                                expires_at=now + max_age, every=ids is None, ids=ids or [])
-            return sorted(int(row["id"]) for row in rows)
-
-        return await self._write(write)
-
-    async def quarantined(self, limit: int = 1000) -> list[dict[str, Any]]:
-        return quarantine_listing(await self._run(lambda conn: _fetch(
-            conn, q.QUARANTINED, limit=limit)))
-
-    async def resolve_quarantine(self, qid: int, event_id: int | None, note: str) -> None:
-        await self._write(lambda conn: _execute(
-            conn, q.RESOLVE_QUARANTINE, state=QuarantineState.REPLAYED, event_id=event_id,
-            note=note, id=qid))
-
-    # -- retention --------------------------------------------------------------------------
-
-    async def prune(self, delivered_before: float, tokens_before: float) -> tuple[int, int]:
-        """Delete events whose every delivery was delivered before ``delivered_before``
-        (their deliveries and attempts go with them) and tokens first seen before
-        ``tokens_before``; (events, tokens) deleted."""
-        async def write(conn: Connection) -> tuple[int, int]:
-            events = await _execute(conn, q.PRUNE_EVENTS, delivered_before=delivered_before)
-            tokens = await _execute(conn, q.PRUNE_TOKENS, tokens_before=tokens_before)
-            await _execute(conn, q.FORGET_INSTANCES, forget_after=c.INSTANCE_FORGET_AFTER_S)
-            return _changed(events), _changed(tokens)
-
-        return await self._write(write)
-
 
 # Statements run with their parameters named (see Statement.args).
 
@@ -376,13 +323,6 @@ async def _execute(conn: Connection, statement: Statement, source: object = None
 async def _fetch(conn: Connection, statement: Statement, source: object = None, /,
                  **values: Any) -> list[asyncpg.Record]:
     return await conn.fetch(statement.postgres, *statement.args(source, **values))
-
-
-async def _fetchrow(conn: Connection, statement: Statement, source: object = None, /,
-                    **values: Any) -> asyncpg.Record:
-    row = await conn.fetchrow(statement.postgres, *statement.args(source, **values))
-    assert row is not None
-    return row
 
 
 async def _fetchval(conn: Connection, statement: Statement, source: object = None, /,

@@ -124,13 +124,6 @@ FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.id IN (:ids) ORDER BY d.next_attempt_at
 """, only=Dialect.SQLITE, array=("ids", "bigint"))  # noqa: S608 (a constant column list)
 
-#: Destinations with a due row free to claim (as in DUE).
-PENDING_DESTINATIONS = Statement("""
-SELECT DISTINCT destination FROM deliveries
-WHERE state = {pending} AND next_attempt_at <= :now
-  AND (lease_until IS NULL OR lease_until < :now)
-""", only=Dialect.SQLITE)
-
 #: A due row is free when it is not leased, its lease ran out (by the caller's time), or
 #: its owner has no beat within ``dead_after`` seconds. The owners alive are one
 #: uncorrelated subquery, hashed once per statement, so the claim still walks the partial
@@ -163,15 +156,6 @@ CLAIM_OLDEST = _claim("oldest")
 #: The claim of each kind of Want (Want.kind), per dialect.
 DUE_OF = {"due": DUE, "ordered": DUE_ORDERED, "oldest": DUE_OLDEST}
 CLAIM_OF = {"due": CLAIM, "ordered": CLAIM_ORDERED, "oldest": CLAIM_OLDEST}
-
-#: Destinations with a due row free to claim (as in CLAIM).
-PENDING_DESTINATIONS_ALIVE = Statement("""
-SELECT DISTINCT destination FROM deliveries
-WHERE state = {pending} AND next_attempt_at <= :now
-  AND (lease_until IS NULL OR lease_until < :now
-       OR lease_owner NOT IN (
-           SELECT owner FROM instances WHERE heartbeat_at >= {db_now} - :dead_after))
-""", only=Dialect.POSTGRES)
 
 RECORD_ATTEMPT = Statement("""
 INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, http_status, error,
@@ -211,77 +195,9 @@ LEAVE = Statement("""
 DELETE FROM instances WHERE owner = ANY(:owners::text[])
 """, only=Dialect.POSTGRES)
 
-FORGET_INSTANCES = Statement("""
-DELETE FROM instances WHERE heartbeat_at < {db_now} - :forget_after
-""", only=Dialect.POSTGRES)
-
-# -- what the operator and /metrics see ---------------------------------------------------
+# -- what a health check asks ------------------------------------------------------------
 
 PING = Statement("SELECT 1")
-
-COUNTS = Statement("""
-SELECT (SELECT count(*) FROM deliveries WHERE state = {pending}) AS pending,
-       (SELECT count(*) FROM deliveries WHERE state = {dead}) AS dead
-""")
-
-BACKLOG = Statement("""
-SELECT d.destination, count(*) AS count, min(e.received_at) AS oldest
-FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.state = {pending} GROUP BY d.destination
-""")
-
-DEAD_AND_HELD = Statement("""
-SELECT (SELECT count(*) FROM deliveries WHERE state = {dead}) AS dead,
-       (SELECT count(*) FROM quarantine WHERE state = {held}) AS held
-""")
-
-DEAD_LETTERS = Statement("""
-SELECT d.id, d.destination, d.attempt, d.last_error, d.updated_at, e.webhook_id,
-       e.product, e.event, e.fields
-FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.state = {dead} ORDER BY d.id LIMIT :limit
-""")
-
-ATTEMPTS = Statement("""
-SELECT attempt, started_at, duration_ms, http_status, error, outcome, replay, answer
-FROM attempts WHERE delivery_id = :delivery_id ORDER BY id
-""")
-
-#: Every dead letter when ``every``, else those of ``ids``: pending again with a fresh
-#: budget of attempts, the attempts from here on marked with the next replay number.
-REPLAY_DEAD = Statement("""
-UPDATE deliveries SET state = :state, attempt = 0, next_attempt_at = :now,
-       expires_at = :expires_at, lease_owner = NULL, lease_until = NULL, updated_at = :now,
-       replays = replays + 1
-WHERE state = {dead} AND (:every OR id IN (:ids))
-RETURNING id
-""", array=("ids", "bigint"))
-
-QUARANTINED = Statement("""
-SELECT id, subhook_path, product, fields, body, content_type, problems, received_at
-FROM quarantine WHERE state = {held} ORDER BY id LIMIT :limit
-""")
-
-RESOLVE_QUARANTINE = Statement("""
-UPDATE quarantine SET state = :state, event_id = :event_id, note = :note WHERE id = :id
-""")
-
-# -- retention ----------------------------------------------------------------------------
-
-#: Events every delivery of which was delivered (or discarded) before the cut; their
-#: deliveries and attempts go with them (ON DELETE CASCADE). Dead and pending deliveries
-#: keep their event.
-PRUNE_EVENTS = Statement("""
-DELETE FROM events
-WHERE received_at < :delivered_before AND NOT EXISTS (
-    SELECT 1 FROM deliveries d WHERE d.event_id = events.id
-    AND (d.state NOT IN ({delivered}, {discarded}) OR d.updated_at >= :delivered_before))
-""")
-
-PRUNE_TOKENS = Statement("""
-DELETE FROM token_memory WHERE seen_at < :tokens_before
-""")
-
 
 #: Every statement by name (the layout test prepares each on each dialect it serves).
 STATEMENTS = collect(globals())

@@ -5,8 +5,7 @@ Written once for both stores, run through ``read`` and ``change``."""
 
 from __future__ import annotations
 
-from relay.store.lookup import Readable
-from relay.store.sql import Statement, collect
+from relay.store.sql import Readable, Statement, collect
 
 SIGN_OUT = Statement("""
 INSERT INTO signed_out (nonce, expires_at) VALUES (:nonce, :expires_at)

@@ -18,7 +18,6 @@ one array (``= ANY($n::bigint[])``), SQLite as one ``?`` per item, expanded at t
 from __future__ import annotations
 
 import dataclasses
-import json
 import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,7 +25,7 @@ from enum import StrEnum
 from operator import attrgetter, itemgetter
 from typing import Any, Protocol, TypeVar
 
-from relay.store.base import DeliveryState, Gauges, QuarantineState
+from relay.store.base import DeliveryState, QuarantineState
 
 
 class Dialect(StrEnum):
@@ -254,15 +253,9 @@ def as_dicts(rows: Iterable[Row]) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def gauges_from(backlog: Iterable[Row], totals: Row) -> Gauges:
-    """Gauges from the rows of queries.BACKLOG and queries.DEAD_AND_HELD."""
-    return Gauges({row["destination"]: (int(row["count"]), float(row["oldest"]))
-                   for row in backlog}, int(totals["dead"]), int(totals["held"]))
+class Readable(Protocol):
+    """What the statement modules' functions need of a store: its two ways to run a named
+    statement (both stores provide them; see relay.store.base.Store)."""
 
-
-def quarantine_listing(rows: Iterable[Row]) -> list[dict[str, Any]]:
-    """Rows of queries.QUARANTINED, their problems as the list they were stored as."""
-    listing = as_dicts(rows)
-    for row in listing:
-        row["problems"] = json.loads(row["problems"])
-    return listing
+    async def read(self, statement: Statement, **values: Any) -> list[dict[str, Any]]: ...
+    async def change(self, statement: Statement, **values: Any) -> list[dict[str, Any]]: ...

@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import relay.store.queries as q
-from relay.signature import token_key
+from relay.ingest.signature import token_key
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
-    DeliveryState,
-    Gauges,
     NewEvent,
     QuarantinedPush,
     QuarantineState,
@@ -37,13 +35,14 @@ from relay.store.base import (
 from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_sqlite
 from relay.store.ownership import OwnerLock
-from relay.store.sql import Statement, as_dicts, gauges_from, quarantine_listing, records
+from relay.store.sql import Statement, as_dicts, records
 from relay.store.sqlite_group import (
     BUSY_TIMEOUT_MS,
     Op,
     answer_ready,
     begin_now,
     begin_waiting,
+    foreign_errors,
     rolled_back_on_failure,
     run_ops,
 )
@@ -60,6 +59,9 @@ class SqliteStore:
     pid) while open, and only it may void leases a killed predecessor left. ``attach=True``
     is for the operator's commands beside it: the file must exist, no lock, no lease touched.
     """
+
+    #: one process owns the file: a lease ends only with its time
+    dead_after: float | None = None
 
     def __init__(self, path: Path, attach: bool = False) -> None:
         self.path = path
@@ -113,10 +115,8 @@ class SqliteStore:
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
-            try:
+            with foreign_errors():
                 return fn(self._connection())
-            except (sqlite3.Error, ValueError, OverflowError, TypeError) as exc:
-                raise StoreUnavailable(f"sqlite: {exc}") from exc
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
@@ -165,11 +165,8 @@ class SqliteStore:
             here = sorted((i for i, op in enumerate(ops) if op.on_loop),
                           key=lambda i: ops[i].ready is None)
             results: list[Any] = [None] * len(ops)
-            try:
-                with rolled_back_on_failure(conn):
-                    done_here = run_ops(conn, [ops[i].fn for i in here])
-            except sqlite3.Error as exc:  # of the database: full, read-only, ...
-                raise StoreUnavailable(f"sqlite: {exc}") from exc
+            with foreign_errors(), rolled_back_on_failure(conn):  # full, read-only, ...
+                done_here = run_ops(conn, [ops[i].fn for i in here])
             for i, result in zip(here, done_here, strict=True):
                 results[i] = result
                 answer_ready(ops[i], result)
@@ -192,11 +189,9 @@ class SqliteStore:
 
     async def open(self) -> None:
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
-        except (sqlite3.Error, OSError) as exc:
-            self._unlock()
-            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from exc
-        except StoreUnavailable:
+            with foreign_errors(f"cannot open {self.path}"):
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._connect)
+        except BaseException:
             self._unlock()
             raise
 
@@ -265,11 +260,6 @@ class SqliteStore:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    async def pending_destinations(self, now: float) -> list[str]:
-        rows = await self._run(lambda conn: _execute(
-            conn, q.PENDING_DESTINATIONS, now=now).fetchall())
-        return [row["destination"] for row in rows]
-
     async def claim(
         self, destination: str, limit: int, owner: str, lease_until: float, now: float
     ) -> list[ClaimedDelivery]:
@@ -305,51 +295,6 @@ class SqliteStore:
 
     async def release(self, owner: str) -> int:
         return await self._write(lambda conn: _execute(conn, q.RELEASE, owner=owner).rowcount)
-
-    async def counts(self) -> tuple[int, int]:
-        row = await self._run(lambda conn: _execute(conn, q.COUNTS).fetchone())
-        return int(row["pending"]), int(row["dead"])
-
-    async def gauges(self) -> Gauges:
-        return await self._run(lambda conn: gauges_from(
-            _execute(conn, q.BACKLOG), _execute(conn, q.DEAD_AND_HELD).fetchone()))
-
-    # -- dead letters and quarantine --------------------------------------------------------
-
-    async def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]:
-        return await self._run(lambda conn: as_dicts(_execute(conn, q.DEAD_LETTERS,
-                                                              limit=limit)))
-
-    async def attempts(self, delivery_id: int) -> list[dict[str, Any]]:
-        return await self._run(lambda conn: as_dicts(_execute(conn, q.ATTEMPTS,
-                                                              delivery_id=delivery_id)))
-
-    async def replay_dead(self, ids: list[int] | None, now: float,
-                          max_age: float) -> list[int]:
-        def write(conn: sqlite3.Connection) -> list[int]:
-            rows = _execute(conn, q.REPLAY_DEAD, state=DeliveryState.PENDING, now=now,
-                            expires_at=now + max_age, every=ids is None, ids=ids or [])
-            return sorted(int(row["id"]) for row in rows)
-
-        return await self._write(write)
-
-    async def quarantined(self, limit: int = 1000) -> list[dict[str, Any]]:
-        return await self._run(lambda conn: quarantine_listing(_execute(
-            conn, q.QUARANTINED, limit=limit)))
-
-    async def prune(self, delivered_before: float, tokens_before: float) -> tuple[int, int]:
-        def write(conn: sqlite3.Connection) -> tuple[int, int]:
-            # Deliveries and attempts go with their event (ON DELETE CASCADE).
-            events = _execute(conn, q.PRUNE_EVENTS, delivered_before=delivered_before)
-            tokens = _execute(conn, q.PRUNE_TOKENS, tokens_before=tokens_before)
-            return events.rowcount, tokens.rowcount
-
-        return await self._write(write)
-
-    async def resolve_quarantine(self, qid: int, event_id: int | None, note: str) -> None:
-        await self._write(lambda conn: _execute(
-            conn, q.RESOLVE_QUARANTINE, state=QuarantineState.REPLAYED, event_id=event_id,
-            note=note, id=qid))
 
 
 def _log_early_failure(ready: asyncio.Future[Any], committed: asyncio.Future[Any]) -> None:

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from relay.store.base import StoreUnavailable
 from relay.store.grouping import unavailable
 
 #: how long a statement waits for another process's write lock
@@ -37,7 +38,28 @@ def answer_ready(op: Op, result: Any) -> None:
         op.ready.set_result(result)
 
 
-#: An op's own fault (a value SQLite cannot take): it fails alone.
+#: What SQLite, its driver's encoding of a value and the file system raise: the store's
+#: trouble, StoreUnavailable for the caller. The one boundary of the SQLite store: any
+#: other exception (a TypeError in a statement's bind is a bug) reaches its caller as it is.
+FOREIGN = (sqlite3.Error, OverflowError, UnicodeError, OSError)
+
+
+@contextlib.contextmanager
+def foreign_errors(what: str = "sqlite") -> Iterator[None]:
+    """SQLite's own errors in the block raised as StoreUnavailable, ``from`` them."""
+    try:
+        yield
+    except FOREIGN as exc:
+        raise StoreUnavailable(f"{what}: {exc}") from exc
+
+
+def as_result(exc: Exception) -> Exception:
+    """An op's own failure as its result: a foreign one as StoreUnavailable, a bug as it
+    is."""
+    return unavailable(exc) if isinstance(exc, FOREIGN) else exc
+
+
+#: An op's own fault (a value SQLite cannot take, or a bug in it): it fails alone.
 OP_FAULTS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, ValueError,
              OverflowError, TypeError)
 
@@ -71,7 +93,7 @@ def _in_savepoint(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], A
     except OP_FAULTS as exc:
         conn.execute("ROLLBACK TO op")
         conn.execute("RELEASE op")
-        return unavailable(exc)
+        return as_result(exc)
     conn.execute("RELEASE op")
     return result
 

@@ -14,11 +14,12 @@ from typing import Any
 
 from aiohttp import web
 
-from relay import lookup, operations
-from relay.admission import forwarded_client
 from relay.config import Role
+from relay.ingest.admission import forwarded_client
 from relay.logs import Throttle
-from relay.message_stats import shown as shown_message
+from relay.messages.lifecycle import STATES
+from relay.ops import dead, quarantine, shown
+from relay.ops import events as lookup
 from relay.store import messages
 from relay.store.lookup import EventFilter
 from relay.web import admin_destinations
@@ -110,12 +111,12 @@ def admin(handler: Handler) -> Handler:
 
 @admin
 async def admin_dead(request: web.Request) -> web.Response:
-    return web.json_response({"dead_letters": await operations.dead_letters(request.app[STORE])})
+    return web.json_response({"dead_letters": await dead.dead_letters(request.app[STORE])})
 
 
 @admin
 async def admin_quarantine(request: web.Request) -> web.Response:
-    return web.json_response({"quarantine": await operations.quarantined(request.app[STORE])})
+    return web.json_response({"quarantine": await quarantine.quarantined(request.app[STORE])})
 
 
 def _bad_request(problems: list[str]) -> web.HTTPBadRequest:
@@ -136,7 +137,7 @@ async def _ids_or_all(request: web.Request) -> list[int] | None:
     if keys == {"all"} and payload["all"] is True:
         return None
     ids = payload["ids"] if keys == {"ids"} else None
-    if isinstance(ids, list) and ids and all(operations.valid_id(i) for i in ids):
+    if isinstance(ids, list) and ids and all(shown.valid_id(i) for i in ids):
         return ids
     raise _bad_request([shape])
 
@@ -154,7 +155,7 @@ def _answer(result: dict[str, Any], noun: str) -> web.Response:
 
 @admin
 async def admin_dead_replay(request: web.Request) -> web.Response:
-    result = await operations.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
+    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
                                           await _ids_or_all(request))
     request.app[WORKER].wake()
     return _answer(result, "dead letter")
@@ -162,7 +163,7 @@ async def admin_dead_replay(request: web.Request) -> web.Response:
 
 @admin
 async def admin_quarantine_replay(request: web.Request) -> web.Response:
-    result = await operations.replay_quarantine(request.app[STORE], request.app[RUNTIME],
+    result = await quarantine.replay_quarantine(request.app[STORE], request.app[RUNTIME],
                                                 await _ids_or_all(request))
     request.app[WORKER].wake()
     return _answer(result, "quarantined push")
@@ -170,13 +171,13 @@ async def admin_quarantine_replay(request: web.Request) -> web.Response:
 
 @admin
 async def admin_dead_discard(request: web.Request) -> web.Response:
-    return _answer(await lookup.discard_dead(request.app[STORE], await _ids_or_all(request)),
+    return _answer(await dead.discard_dead(request.app[STORE], await _ids_or_all(request)),
                    "dead letter")
 
 
 @admin
 async def admin_quarantine_discard(request: web.Request) -> web.Response:
-    return _answer(await lookup.discard_quarantine(request.app[STORE],
+    return _answer(await quarantine.discard_quarantine(request.app[STORE],
                                                    await _ids_or_all(request)),
                    "quarantined push")
 
@@ -227,7 +228,7 @@ def _page_query(request: web.Request, now: float) -> tuple[EventFilter, int, str
 
 
 def _shown(value: Any) -> web.Response:
-    return web.json_response(value, dumps=lookup.dumps)
+    return web.json_response(value, dumps=shown.dumps)
 
 
 def _no_event(key: str) -> web.Response:
@@ -281,7 +282,8 @@ async def admin_event_replay(request: web.Request) -> web.Response:
 async def admin_messages(request: web.Request) -> web.Response:
     """The message records of a send_id (one per product that used it); 404 for none."""
     send_id = request.match_info["send_id"]
-    found = [shown_message(r) for r in await messages.of_send_id(request.app[STORE], send_id)]
+    found = [shown.message(r, STATES)
+             for r in await messages.of_send_id(request.app[STORE], send_id)]
     if not found:
         return problem(404, "not_found", [f"no message with send_id {send_id}"])
     return web.json_response({"messages": found})

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relay import destinations
+from relay.ops import destinations
 from relay.web.problems import problem
 from relay.web.state import ADMIN_ENTRY, RUNTIME, STORE, WORKER
 

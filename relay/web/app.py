@@ -18,20 +18,20 @@ from typing import Any
 from aiohttp import web
 
 from relay import retention, version
-from relay.alerts import Alerter
 from relay.capacity import Budget
 from relay.config import Settings
-from relay.message_follower import MessageFollower
+from relay.delivery.alerts import Alerter
+from relay.delivery.worker import Worker
+from relay.messages.follower import POLL_S, MessageFollower
 from relay.metrics import Metrics
 from relay.redact import redact_text, redact_url
 from relay.runtime import Runtime
-from relay.store import Store, StoreUnavailable, open_store
+from relay.store import Store, StoreUnavailable, deliveries, open_store
 from relay.web import admin, console, headers, listeners
 from relay.web.problems import not_allowed, problem
 from relay.web.reading import bounded
-from relay.web.state import BUDGET, METRICS, RUNTIME, STORE, WORKER
+from relay.web.state import BUDGET, MESSAGE_POLL, METRICS, RUNTIME, STORE, WORKER
 from relay.web.subhook import Ingest
-from relay.worker import Worker
 
 log = logging.getLogger("relay.app")
 
@@ -68,7 +68,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    gauges = await request.app[STORE].gauges()
+    gauges = await deliveries.gauges(request.app[STORE])
     worker = request.app[WORKER]
     names = request.app[RUNTIME].settings.destinations()
     up = {name: worker.health.up(name) for name in names}
@@ -86,8 +86,10 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler) ->
         app.router.add_route(method, path, bounded(handler))
 
 
-def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
-    """The relay as an aiohttp app; the store opens and the worker starts on startup."""
+def create_app(runtime: Runtime, store: Store | None = None, *,
+               message_poll: float = POLL_S) -> web.Application:
+    """The relay as an aiohttp app; the store opens and the worker starts on startup.
+    ``message_poll``: the message follower's wait once caught up."""
     settings = runtime.settings
     middlewares = [] if settings.admin_listen is None else [listeners.split(
         settings.admin_listen)]
@@ -97,6 +99,7 @@ def create_app(runtime: Runtime, store: Store | None = None) -> web.Application:
     app[STORE] = store or open_store(settings.store)
     app[METRICS] = Metrics()
     app[BUDGET] = Budget()
+    app[MESSAGE_POLL] = message_poll
     app.on_response_prepare.append(headers.on_prepare)
     runtime.on_reload = app[METRICS].config_reloaded
     worker = Worker(app[STORE], lambda: runtime.settings,
@@ -165,7 +168,7 @@ async def _traffic(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _messages(app: web.Application) -> AsyncIterator[None]:
-    follower = MessageFollower(app[STORE], app[METRICS])
+    follower = MessageFollower(app[STORE], app[METRICS], app[MESSAGE_POLL])
     async for _ in _task(follower.run(), "relay-messages"):
         yield
 

@@ -6,10 +6,10 @@ from aiohttp import web
 
 from relay.capacity import Budget
 from relay.config import AdminToken
+from relay.delivery.worker import Worker
 from relay.metrics import Metrics
 from relay.runtime import Runtime
 from relay.store import Store
-from relay.worker import Worker
 
 RUNTIME = web.AppKey("runtime", Runtime)
 STORE = web.AppKey("store", Store)
@@ -20,3 +20,5 @@ WORKER = web.AppKey("worker", Worker)
 ADMIN_ENTRY = web.RequestKey("admin_entry", AdminToken)
 #: bytes of unfinished header blocks and bodies being read, shared with the serving layer
 BUDGET = web.AppKey("budget", Budget)
+#: seconds the message follower waits once caught up (create_app's ``message_poll``)
+MESSAGE_POLL = web.AppKey("message_poll", float)

@@ -17,14 +17,14 @@ from typing import Any
 from aiohttp import web
 
 from relay import pushes
-from relay.admission import check_address, check_signature, check_window
 from relay.capacity import Budget
 from relay.compact import compact_json
 from relay.config import Settings, Subhook
 from relay.constants import RETRY_AFTER_OVERLOADED, RETRY_AFTER_STORE
 from relay.errors import EventInvalid, NotAllowed, Overloaded, PushRejected
-from relay.events import build_event
-from relay.identity import identity as event_identity
+from relay.ingest.admission import check_address, check_signature, check_window
+from relay.ingest.events import build_event
+from relay.ingest.identity import identity as event_identity
 from relay.logs import Throttle
 from relay.metrics import Metrics
 from relay.products import PRODUCTS
@@ -155,8 +155,8 @@ class Ingest:
         self.on_accepted()
         if log.isEnabledFor(logging.DEBUG):  # one line per push costs ~15% of ingest at load
             product = PRODUCTS[subhook.product]
-            contact = product.masked(fields) if settings.mask_contacts else next(
-                (fields[n] for n in product.contact_fields if fields.get(n)), None)
+            contact = product.masked(fields) if settings.mask_contacts \
+                else product.contact_value(fields)
             log.debug("accepted %s %s id=%s contact=%s -> %s", subhook.product, event,
                       record.webhook_id, contact or "-",
                       ",".join(d.name for d in destinations) or "(no route)")

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
+from relay.ingest.signature import sign
 from relay.runtime import Runtime
-from relay.signature import sign
 from relay.web.app import create_app
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"

@@ -44,7 +44,7 @@ from relayproc import (
     wait_until_blocking,
 )
 
-from relay.delivery import ANSWER_READ_LIMIT, new_client, send
+from relay.delivery.client import ANSWER_READ_LIMIT, new_client, send
 from relay.routing import Destination
 from relay.runtime import Runtime
 from relay.store import ClaimedDelivery

@@ -23,7 +23,7 @@ from conftest import signed
 from relayproc import Relay, free_port, subhooks_yaml, wait_until
 
 from relay.constants import DEFAULT_HEARTBEAT_S, DEFAULT_INSTANCE_DEAD_AFTER_S
-from relay.store import NewEvent
+from relay.store import NewEvent, deliveries
 from relay.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.timeout(240)
@@ -202,7 +202,7 @@ async def test_a_live_instance_keeps_its_leases_past_dead_after(
     claims = 0
     while time.monotonic() < deadline:
         assert await other.claim("a", 10, "other", time.time() + 60, time.time()) == []
-        assert await other.pending_destinations(time.time()) == []
+        assert await deliveries.pending_destinations(other, time.time()) == []
         claims += 1
         await asyncio.sleep(0.05)
     assert claims > 10

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from conftest import Client, MakeRelay, signed
 
-from relay.events import build_event
-from relay.messages import MessageUpdate, submail_time
+from relay.ingest.events import build_event
+from relay.messages.lifecycle import MessageUpdate, submail_time
 from relay.store import messages as message_records
 from relay.times import TimestampOutOfRange, iso, read_timestamp
 from relay.web.state import RUNTIME, STORE

@@ -17,8 +17,9 @@ from urllib.parse import quote_plus
 import aiohttp_jinja2
 from aiohttp import web
 
-from relay import destinations, lookup, operations
-from relay.admission import forwarded_client
+from relay.ingest.admission import forwarded_client
+from relay.ops import dead, destinations, quarantine
+from relay.ops import events as lookup
 from relay.store import sessions
 from relay.web import auth
 from relay.web.console.views import SIGNED_OUT, error_page, session_of
@@ -191,7 +192,7 @@ async def destination_act(request: web.Request, session: auth.Session,
 @action(operator=True)
 async def dead_replay(request: web.Request, session: auth.Session,
                       form: dict[str, Any]) -> str:
-    result = await operations.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
+    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
                                           _ids(request, form))
     log.info("console: %s replayed %d dead letter(s)", session.name, result["replayed"])
     return f"/console/dead?done=replayed+{result['replayed']}"
@@ -200,7 +201,7 @@ async def dead_replay(request: web.Request, session: auth.Session,
 @action(operator=True)
 async def dead_discard(request: web.Request, session: auth.Session,
                        form: dict[str, Any]) -> str:
-    result = await lookup.discard_dead(request.app[STORE], _ids(request, form))
+    result = await dead.discard_dead(request.app[STORE], _ids(request, form))
     log.info("console: %s discarded %d dead letter(s)", session.name,
              len(result["discarded"]))
     return f"/console/dead?done=discarded+{len(result['discarded'])}"
@@ -209,7 +210,7 @@ async def dead_discard(request: web.Request, session: auth.Session,
 @action(operator=True)
 async def quarantine_replay(request: web.Request, session: auth.Session,
                             form: dict[str, Any]) -> str:
-    result = await operations.replay_quarantine(request.app[STORE], request.app[RUNTIME],
+    result = await quarantine.replay_quarantine(request.app[STORE], request.app[RUNTIME],
                                                 _ids(request, form))
     log.info("console: %s replayed %d quarantined push(es)", session.name,
              len(result["replayed"]))
@@ -221,7 +222,7 @@ async def quarantine_replay(request: web.Request, session: auth.Session,
 @action(operator=True)
 async def quarantine_discard(request: web.Request, session: auth.Session,
                              form: dict[str, Any]) -> str:
-    result = await lookup.discard_quarantine(request.app[STORE], _ids(request, form))
+    result = await quarantine.discard_quarantine(request.app[STORE], _ids(request, form))
     log.info("console: %s discarded %d quarantined push(es)", session.name,
              len(result["discarded"]))
     return f"/console/quarantine?done=discarded+{len(result['discarded'])}"

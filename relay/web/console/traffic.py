@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter, Histogram
 
-from relay.delivery import Kind
+from relay.delivery.client import Kind
 from relay.metrics import Metrics
 
 SAMPLE_S = 10.0

@@ -2,7 +2,7 @@
 
 Every page needs a session; without one it redirects to the sign-in page (a fragment
 request, from htmx, gets 401 instead). Templates autoescape; contacts are masked by the
-functions the data comes from (relay/lookup.py, relay/operations.py).
+functions the data comes from (relay/ops/shown.py).
 """
 
 from __future__ import annotations
@@ -17,12 +17,17 @@ from urllib.parse import urlencode
 import aiohttp_jinja2
 from aiohttp import web
 
-from relay import destinations as destination_ops
-from relay import lookup, operations, templates
-from relay.message_stats import hourly, shown, stats
+from relay import templates
+from relay.messages.lifecycle import STATES
+from relay.messages.stats import hourly, stats
+from relay.ops import dead as dead_ops
+from relay.ops import destinations as destination_ops
+from relay.ops import events as lookup
+from relay.ops import quarantine as held_ops
+from relay.ops.shown import message as shown_message
 from relay.routing import EventKey, destinations_for, explain
+from relay.store import deliveries, sessions
 from relay.store import messages as message_records
-from relay.store import sessions
 from relay.store.base import DeliveryState
 from relay.web import auth
 from relay.web.console.traffic import Totals, Traffic, destination_figures
@@ -111,7 +116,7 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 
 @page("console/overview.html")
 async def overview(request: web.Request, session: auth.Session) -> dict[str, Any]:
-    gauges = await request.app[STORE].gauges()
+    gauges = await deliveries.gauges(request.app[STORE])
     totals = Totals.read(request.app[METRICS])
     rates = request.app[TRAFFIC].rates()
     now = time.time()
@@ -164,12 +169,12 @@ async def event(request: web.Request, session: auth.Session) -> dict[str, Any]:
 @page("console/dead.html")
 async def dead(request: web.Request, session: auth.Session) -> dict[str, Any]:
     return {"title": "Dead letters",
-            "rows": await operations.dead_letters(request.app[STORE])}
+            "rows": await dead_ops.dead_letters(request.app[STORE])}
 
 
 @page("console/quarantine.html")
 async def quarantine(request: web.Request, session: auth.Session) -> dict[str, Any]:
-    return {"title": "Quarantine", "rows": await operations.quarantined(request.app[STORE])}
+    return {"title": "Quarantine", "rows": await held_ops.quarantined(request.app[STORE])}
 
 
 @page("console/destinations.html")
@@ -197,8 +202,8 @@ async def message(request: web.Request, session: auth.Session) -> dict[str, Any]
     """One message (a send_id): per product its state, latency and states reached, and
     every event of it, newest first."""
     send_id = request.match_info["send_id"]
-    records = [shown(r) for r in await message_records.of_send_id(request.app[STORE],
-                                                                      send_id)]
+    found = await message_records.of_send_id(request.app[STORE], send_id)
+    records = [shown_message(r, STATES) for r in found]
     listed = await lookup.list_events(request.app[STORE],
                                       lookup.event_filter(send_id=send_id), 100)
     if not records and not listed["events"]:

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relay import destinations
-from relay.commands import with_store
+from relay.cli.commands import with_store
+from relay.ops import destinations
 from relay.runtime import Runtime
 from relay.store import Store
 

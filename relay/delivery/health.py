@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from relay.breaker import Allowance, Breaker, BreakerPolicy, State
+from relay.delivery.breaker import Allowance, Breaker, BreakerPolicy, State
 from relay.logs import Throttle
 from relay.store import AttemptRecord
 from relay.store.base import DeliveryState

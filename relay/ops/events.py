@@ -1,23 +1,20 @@
-"""Events as operators look them up (SPEC 12): the CLI, the admin API and the console show
-what these functions return. Contacts are masked, SUBMAIL's token and signature left out,
-times ISO 8601 in UTC (``2026-11-24T08:00:00.123Z``); people's output turns them local.
-"""
+"""Events as operators look them up and replay them (SPEC 12): the CLI, the admin API and
+the console show what these functions return, as relay/ops/shown.py shows it."""
 
 from __future__ import annotations
 
 import difflib
-import json
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from relay.config import Settings
-from relay.operations import MAX_ID, shown_fields, valid_id
+from relay.ops import shown
 from relay.products import PRODUCTS, canonical_event, contact_forms
 from relay.store import Store
 from relay.store import lookup as q
 from relay.store.base import DeliveryState
-from relay.times import iso, parse_time
+from relay.times import parse_time
 
 #: Events per page unless asked otherwise.
 DEFAULT_LIMIT = 50
@@ -62,43 +59,8 @@ def _time(name: str, text: str | None, now: float) -> float | None:
         raise ValueError(f"{name}: {exc}") from None
 
 
-def _id(text: str) -> int | None:
-    """A row id in text: ASCII digits (not ``²``), at most a BIGINT; None otherwise."""
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
-        return None
-    value = int(text)
-    return value if valid_id(value) else None
 
 
-def _delivery(row: Mapping[str, Any]) -> dict[str, Any]:
-    shown = {"id": row["id"], "destination": row["destination"], "state": row["state"],
-             "attempts": row["attempt"], "replays": row["replays"],
-             "last_error": row["last_error"], "updated_at": iso(row["updated_at"])}
-    if row["state"] == DeliveryState.PENDING:
-        shown["next_attempt_at"] = iso(row["next_attempt_at"])
-    if "attempts" in row and isinstance(row["attempts"], list):
-        shown["attempts"] = [_attempt(a) for a in row["attempts"]]
-    return shown
-
-
-def _attempt(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {"attempt": row["attempt"], "replay": row["replay"],
-            "started_at": iso(row["started_at"]), "duration_ms": round(row["duration_ms"], 1),
-            "status": row["http_status"], "error": row["error"], "outcome": row["outcome"],
-            "answer": row["answer"]}
-
-
-def shown_event(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One event as operators see it, with its deliveries (and their attempts when read)."""
-    fields = shown_fields(row["product"], row["fields"])  # contacts masked here
-    product = PRODUCTS.get(row["product"])
-    contact = next((fields[n] for n in product.contact_fields if fields.get(n)), None) \
-        if product else None
-    return {"id": row["id"], "webhook_id": row["webhook_id"], "product": row["product"],
-            "event": row["event"], "tag": row["tag"], "send_id": row["send_id"],
-            "contact": contact,
-            "received_at": iso(row["received_at"]), "fields": fields,
-            "deliveries": [_delivery(d) for d in row["deliveries"]]}
 
 
 async def list_events(store: Store, which: q.EventFilter, limit: int = DEFAULT_LIMIT,
@@ -106,28 +68,28 @@ async def list_events(store: Store, which: q.EventFilter, limit: int = DEFAULT_L
     """One page, newest first: ``events`` and ``next_cursor`` (None on the last page)."""
     before = None
     if cursor is not None:
-        before = _id(cursor)
+        before = shown.row_id(cursor)
         if before is None:
             raise ValueError(f"cursor: {cursor!r} is not a cursor this relay gave")
     if not 0 < limit <= q.MAX_PAGE:
         raise ValueError(f"limit: must be 1 to {q.MAX_PAGE}")
     rows = await q.events(store, which, limit + 1, before)  # one more: is there a next page?
     page = rows[:limit]
-    return {"events": [shown_event(r) for r in page],
+    return {"events": [shown.event(r) for r in page],
             "next_cursor": str(page[-1]["id"]) if len(rows) > limit else None}
 
 
 def event_key(text: str) -> int | str | None:
     """An event's id (digits) or webhook-id (``msg_...``); None for neither."""
     if text.isascii() and text.isdigit():
-        return _id(text)
+        return shown.row_id(text)
     return text if text.startswith("msg_") and len(text) <= 64 and "\x00" not in text \
         else None
 
 
 async def show_event(store: Store, key: int | str) -> dict[str, Any] | None:
     found = await q.event(store, key)
-    return None if found is None else shown_event(found)
+    return None if found is None else shown.event(found)
 
 
 async def replay_events(store: Store, settings: Settings, ids: Sequence[int] = (),
@@ -135,7 +97,7 @@ async def replay_events(store: Store, settings: Settings, ids: Sequence[int] = (
     """Deliver the events again to every destination they were routed to: each delivery
     that is delivered or dead is queued again (a pending one is already on its way).
     ``missing``: ids that name no event; ``pending``: events with nothing to replay."""
-    wanted = [i for i in ids if valid_id(i)]
+    wanted = [i for i in ids if shown.valid_id(i)]
     if send_id is not None:
         wanted += await q.event_ids_of_send_id(store, send_id)
     found = await q.existing(store, wanted)
@@ -150,20 +112,3 @@ async def replay_events(store: Store, settings: Settings, ids: Sequence[int] = (
             "missing": sorted(set(ids) - found)}
 
 
-async def discard_dead(store: Store, ids: Sequence[int] | None) -> dict[str, Any]:
-    discarded = await q.discard_dead(store, None if ids is None else
-                                     [i for i in ids if valid_id(i)], time.time())
-    return {"discarded": discarded,
-            "missing": [] if ids is None else sorted(set(ids) - set(discarded))}
-
-
-async def discard_quarantine(store: Store, ids: Sequence[int] | None) -> dict[str, Any]:
-    discarded = await q.discard_held(store, None if ids is None else
-                                     [i for i in ids if valid_id(i)])
-    return {"discarded": discarded,
-            "missing": [] if ids is None else sorted(set(ids) - set(discarded))}
-
-
-def dumps(value: Any) -> str:
-    """JSON for ``--json`` and the admin API: nested objects, never JSON in a string."""
-    return json.dumps(value, ensure_ascii=False, indent=2)

@@ -24,18 +24,18 @@ from collections.abc import Callable
 
 from pyreqwest.client import Client
 
-from relay import destinations as controls
-from relay.alerts import Alerter
-from relay.backoff import next_attempt
-from relay.breaker import Allowance, State
 from relay.config import Settings
 from relay.constants import CONTROL_POLL_S, DEFAULT_INSTANCE_DEAD_AFTER_S, STORED_ANSWER_BYTES
-from relay.delivery import Kind, Outcome, new_client, send
-from relay.health import DestinationHealth
+from relay.delivery.alerts import Alerter
+from relay.delivery.backoff import next_attempt
+from relay.delivery.breaker import Allowance, State
+from relay.delivery.client import Kind, Outcome, new_client, send
+from relay.delivery.health import DestinationHealth
+from relay.delivery.pacing import TokenBucket
 from relay.metrics import Metrics
-from relay.pacing import TokenBucket
+from relay.ops import destinations as controls
 from relay.routing import Destination
-from relay.store import AttemptRecord, ClaimedDelivery, Store, StoreUnavailable, Want
+from relay.store import AttemptRecord, ClaimedDelivery, Store, StoreUnavailable, Want, deliveries
 from relay.store import destinations as store_destinations
 from relay.store.base import DeliveryState
 
@@ -152,7 +152,7 @@ class Worker:
         if now >= self._next_orphan_check:
             # Rows for destinations no config names any more; rare, so looked for rarely.
             self._next_orphan_check = now + ORPHAN_CHECK_S
-            for name in await self.store.pending_destinations(now):
+            for name in await deliveries.pending_destinations(self.store, now):
                 if name not in self._known:
                     await self._orphan(name, now, margin)
         # Each destination's slots, and as many claimed rows again waiting in memory for a

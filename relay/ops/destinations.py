@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from relay.alerts import Alerter, Notice
-from relay.breaker import State
 from relay.config import Settings
+from relay.delivery.alerts import Alerter, Notice
+from relay.delivery.breaker import State
+from relay.delivery.health import DestinationHealth
 from relay.errors import RelayError
-from relay.health import DestinationHealth
 from relay.redact import redact_url
 from relay.routing import Destination
 from relay.store import destinations as store_destinations
-from relay.store.lookup import Readable
+from relay.store.sql import Readable
 from relay.times import iso
 
 log = logging.getLogger("relay.destinations")

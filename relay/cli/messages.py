@@ -8,15 +8,17 @@ import time
 from pathlib import Path
 
 from relay import times
-from relay.commands import with_store
-from relay.message_stats import shown, stats
+from relay.cli.commands import with_store
+from relay.messages.lifecycle import STATES
+from relay.messages.stats import stats
+from relay.ops import shown
 from relay.runtime import Runtime
 from relay.store import Store, messages
 
 
 def messages_show(path: Path, send_id: str, as_json: bool) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
-        found = [shown(r) for r in await messages.of_send_id(store, send_id)]
+        found = [shown.message(r, STATES) for r in await messages.of_send_id(store, send_id)]
         if not found:
             print(f"no message with send_id {send_id}", file=sys.stderr)
             return 1

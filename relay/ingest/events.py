@@ -7,8 +7,8 @@ from typing import Any
 from relay import pushes
 from relay.compact import compact_json
 from relay.config import Settings
-from relay.identity import identity as event_identity
-from relay.identity import webhook_id
+from relay.ingest.identity import identity as event_identity
+from relay.ingest.identity import webhook_id
 from relay.products import PRODUCTS
 from relay.routing import Destination, EventKey, destinations_for
 from relay.store import NewEvent

@@ -27,11 +27,9 @@ from enum import StrEnum
 
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
-from pyreqwest.http import Url
 from pyreqwest.response import Response
 
 from relay import version
-from relay.backoff import parse_retry_after
 from relay.compact import compact_json
 from relay.constants import (
     ANSWER_READ_LIMIT,
@@ -44,12 +42,13 @@ from relay.constants import (
     RETRYABLE_STATUSES,
     SIGNING_FIELDS,
 )
+from relay.delivery.backoff import parse_retry_after
 from relay.redact import redact_text
 from relay.routing import Destination
 from relay.store import ClaimedDelivery
 
 __all__ = ["ANSWER_READ_LIMIT", "H_ATTEMPT", "H_EVENT", "H_ID", "H_PRODUCT", "H_SIGNATURE",
-           "H_TIMESTAMP", "Kind", "Outcome", "classify", "new_client", "send", "url_problem"]
+           "H_TIMESTAMP", "Kind", "Outcome", "classify", "new_client", "send"]
 
 
 class Kind(StrEnum):
@@ -145,16 +144,6 @@ def build_request(
             destination.secret, delivery.webhook_id, timestamp, body
         )
     return body, headers
-
-
-def url_problem(url: str) -> str | None:
-    """Why the delivery client could not send to ``url`` (None when it can): the config
-    refuses such a destination rather than letting every delivery to it fail."""
-    try:
-        Url(url)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 def new_client() -> Client:

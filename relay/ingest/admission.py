@@ -11,7 +11,7 @@ from typing import Any
 
 from relay.config import Settings, Subhook
 from relay.errors import BadPush, NotAllowed, ReplayRefused, SignatureInvalid
-from relay.signature import verify
+from relay.ingest.signature import verify
 from relay.times import TimestampOutOfRange, read_timestamp
 
 

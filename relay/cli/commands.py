@@ -14,10 +14,11 @@ from typing import Any
 import aiohttp
 import yarl
 
-from relay import docs2schema, operations, serving, templates
+from relay import docs2schema, serving, templates
 from relay.config import placeholders
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.logs import configure
+from relay.ops import dead, quarantine
 from relay.products import canonical_event
 from relay.redact import redact_text, redact_url
 from relay.routing import EventKey, destinations_for, explain
@@ -315,14 +316,14 @@ def dead_list(path: Path, as_json: bool) -> int:
                 f"{row['webhook_id']}\tattempts={row['attempt']}\t{row['last_error']}")
 
     async def action(runtime: Runtime, store: Store) -> int:
-        return _show(await operations.dead_letters(store), as_json, line, "dead letter(s)")
+        return _show(await dead.dead_letters(store), as_json, line, "dead letter(s)")
 
     return with_store(path, action)
 
 
 def dead_replay(path: Path, ids: list[int] | None) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
-        result = await operations.replay_dead(store, runtime.settings, ids)
+        result = await dead.replay_dead(store, runtime.settings, ids)
         if result["replayed"] or not result["missing"]:
             print(f"replayed {result['replayed']} dead letter(s); the running relay picks "
                   "them up")
@@ -343,14 +344,14 @@ def quarantine_list(path: Path, as_json: bool) -> int:
             row["problems"])
 
     async def action(runtime: Runtime, store: Store) -> int:
-        return _show(await operations.quarantined(store), as_json, line, "quarantined push(es)")
+        return _show(await quarantine.quarantined(store), as_json, line, "quarantined push(es)")
 
     return with_store(path, action)
 
 
 def quarantine_replay(path: Path, ids: list[int] | None) -> int:
     async def action(runtime: Runtime, store: Store) -> int:
-        result = await operations.replay_quarantine(store, runtime, ids)
+        result = await quarantine.replay_quarantine(store, runtime, ids)
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return report_missing(result["missing"], "quarantined push") or int(
             bool(result["still_invalid"]))

@@ -27,7 +27,7 @@ import aiohttp
 
 from relay.config import AlertTarget
 from relay.constants import H_ID, H_SIGNATURE, H_TIMESTAMP
-from relay.delivery import standard_webhook_signature
+from relay.delivery.client import standard_webhook_signature
 from relay.logs import Throttle
 from relay.redact import redact_url
 

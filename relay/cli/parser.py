@@ -9,8 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from relay import commands, destination_commands, event_commands, lookup, message_commands, version
+from relay import version
+from relay.cli import commands
+from relay.cli import destinations as destination_commands
+from relay.cli import events as event_commands
+from relay.cli import messages as message_commands
 from relay.constants import CONFIG_ENV
+from relay.ops import events as lookup
 from relay.products import PRODUCTS
 from relay.sample import CONTENT_TYPES
 

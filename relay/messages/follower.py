@@ -13,10 +13,9 @@ import json
 import logging
 from typing import Any
 
-from relay.messages import update_of
+from relay.messages.lifecycle import STATES, update_of
 from relay.metrics import Metrics
 from relay.store import Store, StoreUnavailable, lookup, messages
-from relay.store.migrations import V7_STATES
 
 log = logging.getLogger("relay.messages")
 
@@ -26,9 +25,12 @@ POLL_S = 1.0
 
 
 class MessageFollower:
-    def __init__(self, store: Store, metrics: Metrics | None = None) -> None:
+    def __init__(self, store: Store, metrics: Metrics | None = None,
+                 poll: float = POLL_S) -> None:
         self.store = store
         self.metrics = metrics
+        #: seconds between reads once it has caught up (tests make it short)
+        self.poll = poll
         self.applied: set[int] = set()
 
     def _count(self, before: dict[tuple[str, str], dict[str, Any]],
@@ -38,7 +40,7 @@ class MessageFollower:
         assert self.metrics is not None
         for (product, _), now in after.items():
             old = before.get((product, now["send_id"]), {})
-            for state in V7_STATES:
+            for state in STATES:
                 if now[f"{state}_at"] is not None and old.get(f"{state}_at") is None:
                     self.metrics.messages.labels(product, state).inc()
             if now["reason"] is not None and old.get("reason") is None:
@@ -75,4 +77,4 @@ class MessageFollower:
                 log.warning("messages: store unavailable, trying again: %s", exc)
                 read = 0
             if read < BATCH:
-                await asyncio.sleep(POLL_S)
+                await asyncio.sleep(self.poll)

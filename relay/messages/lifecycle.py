@@ -22,6 +22,9 @@ from relay.products import PRODUCTS
 RANKS: Mapping[str, int] = {"request": 1, "sending": 2, "unknown": 3, "dropped": 4,
                             "bounced": 4, "delivered": 5, "signal": 6, "opened": 6,
                             "clicked": 7}
+#: The states a message keeps SUBMAIL's time of, in rank order (the messages table's
+#: ``<state>_at`` columns: store/migrations.py's V7_STATES, which must match).
+STATES: tuple[str, ...] = tuple(RANKS)
 #: States whose ``report`` or ``reason`` says why the message failed.
 FAILED = frozenset({"dropped", "bounced", "unknown"})
 

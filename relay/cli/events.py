@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from relay import lookup, times
-from relay.commands import report_missing, with_store
+from relay import times
+from relay.cli.commands import report_missing, with_store
+from relay.ops import dead, quarantine, shown
+from relay.ops import events as lookup
 from relay.products import canonical_event
 from relay.runtime import Runtime
 from relay.store import Store
@@ -59,7 +61,7 @@ def events_list(path: Path, options: dict[str, Any], limit: int, cursor: str | N
         except ValueError as exc:
             return _usage(str(exc))
         if as_json:
-            print(lookup.dumps(page))
+            print(shown.dumps(page))
         else:
             for event in page["events"]:
                 print(f"{event['id']}\t{times.local(event['received_at'])}\t"
@@ -116,7 +118,7 @@ def events_show(path: Path, key_text: str, as_json: bool) -> int:
             print(f"no event {key_text}", file=sys.stderr)
             return 1
         if as_json:
-            print(lookup.dumps(event))
+            print(shown.dumps(event))
         else:
             _print_event(event)
         return 0
@@ -152,11 +154,11 @@ def _discard(path: Path, ids: list[int] | None,
 
 
 def dead_discard(path: Path, ids: list[int] | None) -> int:
-    return _discard(path, ids, lookup.discard_dead, "dead letter", "dead letter(s)")
+    return _discard(path, ids, dead.discard_dead, "dead letter", "dead letter(s)")
 
 
 def quarantine_discard(path: Path, ids: list[int] | None) -> int:
-    return _discard(path, ids, lookup.discard_quarantine, "quarantined push",
+    return _discard(path, ids, quarantine.discard_quarantine, "quarantined push",
                     "quarantined push(es)")
 
 
@@ -177,7 +179,7 @@ class _Follower:
 
 
 def _accepted_line(row: dict[str, Any]) -> str:
-    event = lookup.shown_event({**row, "deliveries": []})
+    event = shown.event({**row, "deliveries": []})
     return (f"{times.local(event['received_at'])} accepted {event['product']}/{event['event']}"
             f" {event['webhook_id']} id={event['id']} send_id={event['send_id'] or '-'}"
             f" contact={event['contact'] or '-'}")

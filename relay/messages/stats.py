@@ -9,7 +9,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from relay import times
-from relay.store.migrations import V7_STATES
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -60,18 +59,6 @@ def stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                                               for r in failed).most_common()),
             "states": dict(Counter(r["state"] for r in found).most_common())}
     return result
-
-
-def shown(row: dict[str, Any]) -> dict[str, Any]:
-    """A message as operators see it: each state reached with SUBMAIL's time (ISO, UTC)."""
-    return {"product": row["product"], "send_id": row["send_id"], "state": row["state"],
-            "contact": row["contact"], "tag": row["tag"],
-            "reached": {s: times.iso(row[f"{s}_at"]) for s in V7_STATES
-                        if row[f"{s}_at"] is not None},
-            "report": row["report"], "reason": row["reason"], "operator": row["operator"],
-            "location": row["location"], "updated_at": times.iso(row["updated_at"]),
-            "latency": None if (got := outcome_latency(row)) is None else {
-                "to": got[0], "seconds": got[1]}}
 
 
 def hourly(rows: Iterable[Mapping[str, Any]], start: float, end: float,
