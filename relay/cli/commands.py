@@ -18,7 +18,6 @@ from relay import docs2schema, serving, templates
 from relay.config import placeholders
 from relay.errors import ConfigError, DocParseError, SchemaLoadError
 from relay.logs import configure
-from relay.ops import dead, quarantine
 from relay.products import canonical_event
 from relay.redact import redact_text, redact_url
 from relay.routing import EventKey, destinations_for, explain
@@ -291,7 +290,7 @@ def with_store(path: Path, action: Callable[[Runtime, Store], Awaitable[int]]) -
         return 1
 
 
-def _show(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str],
+def show_rows(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str],
           noun: str) -> int:
     if as_json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -308,55 +307,6 @@ def report_missing(ids: list[int], noun: str) -> int:
         return 0
     print(f"no {noun} with id {', '.join(map(str, ids))}", file=sys.stderr)
     return 1
-
-
-def dead_list(path: Path, as_json: bool) -> int:
-    def line(row: dict[str, Any]) -> str:
-        return (f"{row['id']}\t{row['destination']}\t{row['product']}/{row['event']}\t"
-                f"{row['webhook_id']}\tattempts={row['attempt']}\t{row['last_error']}")
-
-    async def action(runtime: Runtime, store: Store) -> int:
-        return _show(await dead.dead_letters(store), as_json, line, "dead letter(s)")
-
-    return with_store(path, action)
-
-
-def dead_replay(path: Path, ids: list[int] | None) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
-        result = await dead.replay_dead(store, runtime.settings, ids)
-        if result["replayed"] or not result["missing"]:
-            print(f"replayed {result['replayed']} dead letter(s); the running relay picks "
-                  "them up")
-        if result["missing"]:
-            print(f"no dead letter with id {', '.join(map(str, result['missing']))}: dead "
-                  "letters have ids of their own (the first column of `relay dead list`); "
-                  "to deliver an event again by its id, use `relay events replay ID`",
-                  file=sys.stderr)
-            return 1
-        return 0
-
-    return with_store(path, action)
-
-
-def quarantine_list(path: Path, as_json: bool) -> int:
-    def line(row: dict[str, Any]) -> str:
-        return f"{row['id']}\t{row['subhook_path']}\t{row['product']}\t" + "; ".join(
-            row["problems"])
-
-    async def action(runtime: Runtime, store: Store) -> int:
-        return _show(await quarantine.quarantined(store), as_json, line, "quarantined push(es)")
-
-    return with_store(path, action)
-
-
-def quarantine_replay(path: Path, ids: list[int] | None) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
-        result = await quarantine.replay_quarantine(store, runtime, ids)
-        print(json.dumps(result, ensure_ascii=False, indent=2))
-        return report_missing(result["missing"], "quarantined push") or int(
-            bool(result["still_invalid"]))
-
-    return with_store(path, action)
 
 
 def sink(listen: str, secret: str | None) -> int:

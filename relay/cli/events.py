@@ -11,14 +11,13 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from relay import times
 from relay.cli.commands import report_missing, with_store
-from relay.ops import dead, quarantine, shown
 from relay.ops import events as lookup
+from relay.ops import shown
 from relay.products import canonical_event
 from relay.runtime import Runtime
 from relay.store import Store
@@ -140,26 +139,6 @@ def events_replay(path: Path, ids: list[int], send_id: str | None) -> int:
         return report_missing(result["missing"], "event")
 
     return with_store(path, action)
-
-
-def _discard(path: Path, ids: list[int] | None,
-             discard: Callable[[Store, list[int] | None], Awaitable[dict[str, Any]]],
-             noun: str, plural: str) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
-        result = await discard(store, ids)
-        print(f"discarded {len(result['discarded'])} {plural}")
-        return report_missing(result["missing"], noun)
-
-    return with_store(path, action)
-
-
-def dead_discard(path: Path, ids: list[int] | None) -> int:
-    return _discard(path, ids, dead.discard_dead, "dead letter", "dead letter(s)")
-
-
-def quarantine_discard(path: Path, ids: list[int] | None) -> int:
-    return _discard(path, ids, quarantine.discard_quarantine, "quarantined push",
-                    "quarantined push(es)")
 
 
 class _Follower:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from relay import version
-from relay.cli import commands
+from relay.cli import commands, lists
 from relay.cli import destinations as destination_commands
 from relay.cli import events as event_commands
 from relay.cli import messages as message_commands
@@ -164,25 +164,46 @@ def _add_trying(sub: Any) -> None:
 def _add_lists(sub: Any) -> None:
     """Dead letters and quarantine: list, replay and discard."""
     for noun, lister, replayer, discarder in (
-        ("dead", commands.dead_list, commands.dead_replay, event_commands.dead_discard),
-        ("quarantine", commands.quarantine_list, commands.quarantine_replay,
-         event_commands.quarantine_discard),
+        ("dead", lists.dead_list, lists.dead_replay, lists.dead_discard),
+        ("quarantine", lists.quarantine_list, lists.quarantine_replay,
+         lists.quarantine_discard),
     ):
         group = sub.add_parser(noun, help=f"{noun} list, replay and discard")
         verbs = group.add_subparsers(dest=f"{noun}_command", required=True)
         listing = verbs.add_parser("list", help="every one, with its attempts or problems")
         _config(listing)
+        _filters(listing, noun)
         listing.add_argument("--json", action="store_true")
-        listing.set_defaults(run=lambda a, f=lister: f(a.config, a.json))
+        listing.set_defaults(run=lambda a, f=lister: f(a.config, a.json, _filter_of(a)))
         replay = verbs.add_parser("replay", help="again: dead letters to their destination, "
-                                                 "held pushes through the schemas")
+                                                 "held pushes through the schemas (--all with "
+                                                 "filters: those the filters show)")
         _config(replay)
         _ids(replay)
-        replay.set_defaults(run=lambda a, f=replayer: f(a.config, None if a.all else a.ids))
-        discard = verbs.add_parser("discard", help="remove from the list")
+        _filters(replay, noun)
+        replay.set_defaults(run=lambda a, f=replayer: f(a.config, None if a.all else a.ids,
+                                                       _filter_of(a)))
+        discard = verbs.add_parser("discard", help="remove from the list (--all with filters: "
+                                                   "those the filters show)")
         _config(discard)
         _ids(discard)
-        discard.set_defaults(run=lambda a, f=discarder: f(a.config, None if a.all else a.ids))
+        _filters(discard, noun)
+        discard.set_defaults(run=lambda a, f=discarder: f(a.config, None if a.all else a.ids,
+                                                         _filter_of(a)))
+
+
+def _filters(parser: argparse.ArgumentParser, noun: str) -> None:
+    """The filters of a dead-letter or quarantine list (SPEC 21)."""
+    if noun == "dead":
+        parser.add_argument("--destination", help="dead letters of this destination")
+    parser.add_argument("--product")
+    parser.add_argument("--event")
+    parser.add_argument("--since", help="an ISO time, or a duration back from now (2h, 15m)")
+
+
+def _filter_of(args: argparse.Namespace) -> dict[str, str | None]:
+    return {name: getattr(args, name, None) for name in ("destination", "product", "event",
+                                                         "since")}
 
 
 def _add_destinations(sub: Any) -> None:

@@ -42,11 +42,18 @@ WHERE state = {pending} AND next_attempt_at <= :now
            SELECT owner FROM instances WHERE heartbeat_at >= {db_now} - :dead_after))
 """, only=Dialect.POSTGRES)
 
+#: Dead letters, oldest first; each filter applies when given (None: any). Each parameter
+#: is compared with a column as well, which gives PostgreSQL its type.
 DEAD_LETTERS = Statement("""
 SELECT d.id, d.destination, d.attempt, d.last_error, d.updated_at, e.webhook_id,
        e.product, e.event, e.fields
 FROM deliveries d JOIN events e ON e.id = d.event_id
-WHERE d.state = {dead} ORDER BY d.id LIMIT :limit
+WHERE d.state = {dead}
+  AND (d.destination = :destination OR :destination IS NULL)
+  AND (e.product = :product OR :product IS NULL)
+  AND (e.event = :event OR :event IS NULL)
+  AND (d.updated_at >= :since OR :since IS NULL)
+ORDER BY d.id LIMIT :limit
 """)
 
 ATTEMPTS = Statement("""
@@ -125,8 +132,11 @@ async def pending_destinations(store: Store, now: float) -> list[str]:
     return [row["destination"] for row in rows]
 
 
-async def dead_letters(store: Readable, limit: int = 1000) -> list[dict[str, Any]]:
-    return await store.read(DEAD_LETTERS, limit=limit)
+async def dead_letters(store: Readable, limit: int = 1000, *, destination: str | None = None,
+                       product: str | None = None, event: str | None = None,
+                       since: float | None = None) -> list[dict[str, Any]]:
+    return await store.read(DEAD_LETTERS, limit=limit, destination=destination,
+                            product=product, event=event, since=since)
 
 
 async def attempts(store: Readable, delivery_id: int) -> list[dict[str, Any]]:

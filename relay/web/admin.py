@@ -20,6 +20,8 @@ from relay.logs import Throttle
 from relay.messages.lifecycle import STATES
 from relay.ops import dead, quarantine, shown
 from relay.ops import events as lookup
+from relay.ops.filters import NAMES as FILTER_NAMES
+from relay.ops.filters import ListFilter, list_filter
 from relay.store import messages
 from relay.store.lookup import EventFilter
 from relay.web import admin_destinations
@@ -109,14 +111,33 @@ def admin(handler: Handler) -> Handler:
     return guarded
 
 
+def _list_filter(request: web.Request, ids: list[int] | None = None) -> ListFilter:
+    """The query's filters of a dead-letter or quarantine list (SPEC 21); a 400 naming the
+    first bad one, or filters beside ids (a filter chooses with ``{"all": true}``)."""
+    runtime = request.app[RUNTIME]
+    unknown = sorted(set(request.query) - set(FILTER_NAMES))
+    try:
+        if unknown:
+            raise ValueError(f"{unknown[0]}: not a filter (use {', '.join(FILTER_NAMES)})")
+        which = list_filter(dict(request.query), known_events={e for _, e in runtime.schemas},
+                            destinations=runtime.settings.destinations())
+    except ValueError as exc:
+        raise _bad_request([str(exc)]) from None
+    if ids is not None and which.active:
+        raise _bad_request(['filters choose with {"all": true}; give ids or filters'])
+    return which
+
+
 @admin
 async def admin_dead(request: web.Request) -> web.Response:
-    return web.json_response({"dead_letters": await dead.dead_letters(request.app[STORE])})
+    return web.json_response({"dead_letters": await dead.dead_letters(
+        request.app[STORE], _list_filter(request))})
 
 
 @admin
 async def admin_quarantine(request: web.Request) -> web.Response:
-    return web.json_response({"quarantine": await quarantine.quarantined(request.app[STORE])})
+    return web.json_response({"quarantine": await quarantine.quarantined(
+        request.app[STORE], _list_filter(request))})
 
 
 def _bad_request(problems: list[str]) -> web.HTTPBadRequest:
@@ -155,30 +176,34 @@ def _answer(result: dict[str, Any], noun: str) -> web.Response:
 
 @admin
 async def admin_dead_replay(request: web.Request) -> web.Response:
-    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
-                                          await _ids_or_all(request))
+    ids = await _ids_or_all(request)
+    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].settings, ids,
+                                    _list_filter(request, ids))
     request.app[WORKER].wake()
     return _answer(result, "dead letter")
 
 
 @admin
 async def admin_quarantine_replay(request: web.Request) -> web.Response:
-    result = await quarantine.replay_quarantine(request.app[STORE], request.app[RUNTIME],
-                                                await _ids_or_all(request))
+    ids = await _ids_or_all(request)
+    result = await quarantine.replay_quarantine(request.app[STORE], request.app[RUNTIME], ids,
+                                                _list_filter(request, ids))
     request.app[WORKER].wake()
     return _answer(result, "quarantined push")
 
 
 @admin
 async def admin_dead_discard(request: web.Request) -> web.Response:
-    return _answer(await dead.discard_dead(request.app[STORE], await _ids_or_all(request)),
+    ids = await _ids_or_all(request)
+    return _answer(await dead.discard_dead(request.app[STORE], ids, _list_filter(request, ids)),
                    "dead letter")
 
 
 @admin
 async def admin_quarantine_discard(request: web.Request) -> web.Response:
-    return _answer(await quarantine.discard_quarantine(request.app[STORE],
-                                                   await _ids_or_all(request)),
+    ids = await _ids_or_all(request)
+    return _answer(await quarantine.discard_quarantine(request.app[STORE], ids,
+                                                       _list_filter(request, ids)),
                    "quarantined push")
 
 

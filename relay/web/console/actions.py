@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -20,6 +20,7 @@ from aiohttp import web
 from relay.ingest.admission import forwarded_client
 from relay.ops import dead, destinations, quarantine
 from relay.ops import events as lookup
+from relay.ops.filters import EVERY, ListFilter, list_filter
 from relay.store import sessions
 from relay.web import auth
 from relay.web.console.views import SIGNED_OUT, error_page, session_of
@@ -148,6 +149,24 @@ def _ids(request: web.Request, form: dict[str, Any]) -> list[int] | None:
     return ids
 
 
+def _filter(request: web.Request, ids: list[int] | None) -> ListFilter:
+    """The list's filter, carried in the query of the form's action: a bulk action on
+    "all" takes the rows it shows (ids chosen by hand are taken as they are)."""
+    if ids is not None:
+        return EVERY
+    runtime = request.app[RUNTIME]
+    try:
+        return list_filter(dict(request.query), known_events={e for _, e in runtime.schemas},
+                           destinations=runtime.settings.destinations())
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+
+
+def _back(page: str, which: ListFilter, done: str) -> str:
+    """The list again, filtered as it was, saying what was done."""
+    return f"{page}?{urlencode({**which.query(), 'done': done})}"
+
+
 @action(operator=True)
 async def replay_event(request: web.Request, session: auth.Session,
                        form: dict[str, Any]) -> str:
@@ -192,37 +211,46 @@ async def destination_act(request: web.Request, session: auth.Session,
 @action(operator=True)
 async def dead_replay(request: web.Request, session: auth.Session,
                       form: dict[str, Any]) -> str:
-    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].settings,
-                                          _ids(request, form))
+    ids = _ids(request, form)
+    which = _filter(request, ids)
+    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].settings, ids,
+                                    which)
     log.info("console: %s replayed %d dead letter(s)", session.name, result["replayed"])
-    return f"/console/dead?done=replayed+{result['replayed']}"
+    return _back("/console/dead", which, f"replayed {result['replayed']}")
 
 
 @action(operator=True)
 async def dead_discard(request: web.Request, session: auth.Session,
                        form: dict[str, Any]) -> str:
-    result = await dead.discard_dead(request.app[STORE], _ids(request, form))
+    ids = _ids(request, form)
+    which = _filter(request, ids)
+    result = await dead.discard_dead(request.app[STORE], ids, which)
     log.info("console: %s discarded %d dead letter(s)", session.name,
              len(result["discarded"]))
-    return f"/console/dead?done=discarded+{len(result['discarded'])}"
+    return _back("/console/dead", which, f"discarded {len(result['discarded'])}")
 
 
 @action(operator=True)
 async def quarantine_replay(request: web.Request, session: auth.Session,
                             form: dict[str, Any]) -> str:
-    result = await quarantine.replay_quarantine(request.app[STORE], request.app[RUNTIME],
-                                                _ids(request, form))
+    ids = _ids(request, form)
+    which = _filter(request, ids)
+    result = await quarantine.replay_quarantine(request.app[STORE], request.app[RUNTIME], ids,
+                                                which)
     log.info("console: %s replayed %d quarantined push(es)", session.name,
              len(result["replayed"]))
     still = len(result["still_invalid"])
-    invalid = f",+{still}+still+invalid+(the+schemas+refuse+them+as+before)" if still else ""
-    return f"/console/quarantine?done=replayed+{len(result['replayed'])}{invalid}"
+    invalid = f", {still} still invalid (the schemas refuse them as before)" if still else ""
+    return _back("/console/quarantine", which,
+                 f"replayed {len(result['replayed'])}{invalid}")
 
 
 @action(operator=True)
 async def quarantine_discard(request: web.Request, session: auth.Session,
                              form: dict[str, Any]) -> str:
-    result = await quarantine.discard_quarantine(request.app[STORE], _ids(request, form))
+    ids = _ids(request, form)
+    which = _filter(request, ids)
+    result = await quarantine.discard_quarantine(request.app[STORE], ids, which)
     log.info("console: %s discarded %d quarantined push(es)", session.name,
              len(result["discarded"]))
-    return f"/console/quarantine?done=discarded+{len(result['discarded'])}"
+    return _back("/console/quarantine", which, f"discarded {len(result['discarded'])}")

@@ -24,6 +24,8 @@ from relay.ops import dead as dead_ops
 from relay.ops import destinations as destination_ops
 from relay.ops import events as lookup
 from relay.ops import quarantine as held_ops
+from relay.ops.filters import EVERY, ListFilter, list_filter
+from relay.ops.filters import NAMES as FILTER_NAMES
 from relay.ops.shown import message as shown_message
 from relay.routing import EventKey, destinations_for, explain
 from relay.store import deliveries, sessions
@@ -168,13 +170,37 @@ async def event(request: web.Request, session: auth.Session) -> dict[str, Any]:
 
 @page("console/dead.html")
 async def dead(request: web.Request, session: auth.Session) -> dict[str, Any]:
-    return {"title": "Dead letters",
-            "rows": await dead_ops.dead_letters(request.app[STORE])}
+    which, problem = _list_filter(request)
+    rows = [] if problem else await dead_ops.dead_letters(request.app[STORE], which)
+    return {"title": "Dead letters", "rows": rows, **_filter_context(request, which, problem)}
 
 
 @page("console/quarantine.html")
 async def quarantine(request: web.Request, session: auth.Session) -> dict[str, Any]:
-    return {"title": "Quarantine", "rows": await held_ops.quarantined(request.app[STORE])}
+    which, problem = _list_filter(request)
+    rows = [] if problem else await held_ops.quarantined(request.app[STORE], which)
+    return {"title": "Quarantine", "rows": rows, **_filter_context(request, which, problem)}
+
+
+def _list_filter(request: web.Request) -> tuple[ListFilter, str | None]:
+    runtime = request.app[RUNTIME]
+    try:
+        return list_filter(dict(request.query), known_events={e for _, e in runtime.schemas},
+                           destinations=runtime.settings.destinations()), None
+    except ValueError as exc:
+        return EVERY, str(exc)
+
+
+def _filter_context(request: web.Request, which: ListFilter,
+                    problem: str | None) -> dict[str, Any]:
+    """What a filtered list's page shows besides its rows: the filter form's values and
+    choices, the query a bulk action carries, a problem with the filter."""
+    runtime = request.app[RUNTIME]
+    return {"filters": {n: request.query.get(n, "") for n in FILTER_NAMES},
+            "filtered": which.active, "filter_query": urlencode(which.query()),
+            "problem": problem, "done": request.query.get("done"),
+            "products": sorted({p for p, _ in runtime.schemas}),
+            "destination_names": sorted(runtime.settings.destinations())}
 
 
 @page("console/destinations.html")
