@@ -30,7 +30,9 @@ RECONNECT_WAIT_S = 1
 
 
 class AmqpSender(BrokerSender):
-    errors = (aiormq.exceptions.AMQPError, ConnectionError, OSError)
+    #: aio-pika says "Connection was not opened" (or "... closed") with a RuntimeError while
+    #: its robust connection is away: the broker is down, not a bug of the relay
+    errors = (aiormq.exceptions.AMQPError, ConnectionError, OSError, RuntimeError)
     waits_for = "the broker's confirm"
 
     def __init__(self, url: str) -> None:
@@ -76,5 +78,5 @@ class AmqpSender(BrokerSender):
         if connection is not None and not connection.is_closed:
             try:
                 await connection.close()
-            except (*self.errors, RuntimeError) as exc:
+            except self.errors as exc:
                 log.debug("closing %s: %s", redact_url(self.url), self.describe(exc))
