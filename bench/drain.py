@@ -6,6 +6,11 @@ the store's thread, which Python 3.11 does not name): the delivery side's counte
 bench/saturate's CPU per push, which a busy machine disturbs far less than rates.
 
     bench/.venv/bin/python bench/drain.py [--events N] [--tree DIR] [--profile FILE]
+                                          [--destination URL]
+
+``--destination`` sends both deliveries of each event to that URL instead of the sinks: a
+broker (nats://, amqp://, redis://; bench/brokers.py makes its stream or queue), counted in
+the relay's store rather than at a sink.
 
 ``--tree`` runs the relay from that source tree (a git worktree of an older revision);
 ``--profile`` samples the thread holding the GIL with py-spy over 5 s of the drain.
@@ -30,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from brokers import delivered_in_store, prepare  # noqa: E402
 from pushes import KEYS, generate  # noqa: E402
 
 from relay.ingest.signature import token_key  # noqa: E402
@@ -99,6 +105,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--tree", type=Path, default=HERE.parent)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--destination", help="a broker URL both deliveries go to")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     db = work / "relay.db"
@@ -107,11 +114,19 @@ def main() -> int:
     subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
                          for p, k in KEYS.items())
     config = work / "relay.yaml"
+    urls = [f"http://127.0.0.1:{sink_a}/hook", f"http://127.0.0.1:{sink_b}/hook"]
+    if args.destination:
+        prepare(args.destination)
+        urls = [args.destination] * 2
     config.write_text(
         f"listen: 127.0.0.1:{port}\nstore: sqlite:///{db}\nsubhooks:\n{subhooks}\n"
         "routes:\n  - name: all\n    destinations:\n"
-        f"      - {{name: a, url: 'http://127.0.0.1:{sink_a}/hook'}}\n"
-        f"      - {{name: b, url: 'http://127.0.0.1:{sink_b}/hook'}}\n", encoding="utf-8")
+        f"      - {{name: a, url: '{urls[0]}'}}\n"
+        f"      - {{name: b, url: '{urls[1]}'}}\n", encoding="utf-8")
+
+    def count() -> int:
+        return delivered_in_store(db) if args.destination else delivered(sink_a)
+
     sink = subprocess.Popen([sys.executable, str(HERE / "sink.py"), str(sink_a), str(sink_b)],
                             stdout=subprocess.PIPE)
     assert sink.stdout is not None
@@ -122,7 +137,7 @@ def main() -> int:
     spy = None
     try:
         wanted, deadline = 2 * args.events, time.monotonic() + 600
-        while (first := delivered(sink_a)) == 0:  # measured from the first delivery on
+        while (first := count()) == 0:  # measured from the first delivery on
             if relay.poll() is not None or time.monotonic() > deadline:
                 print((work / "relay.log").read_text(), file=sys.stderr)
                 return 1
@@ -133,10 +148,10 @@ def main() -> int:
                                     "--gil", "-p", str(relay.pid), "-d", "5", "-f", "raw",
                                     "-o", str(args.profile), "-r", "200"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while (count := delivered(sink_a)) < wanted and time.monotonic() < deadline:
+        while (done := count()) < wanted and time.monotonic() < deadline:
             time.sleep(0.05)
         took, cpu_after = time.monotonic() - started, thread_cpu(relay.pid)
-        made = count - first
+        made = done - first
         per_thread = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) * 1e6 / made
                       for name in cpu_after}
         print(f"Deliveries: {made} in {took:.1f} s, {made / took:.0f}/s")
@@ -146,7 +161,7 @@ def main() -> int:
         if spy is not None:
             spy.wait()
             print(f"profile: {args.profile}")
-        return 0 if count >= wanted else 1
+        return 0 if done >= wanted else 1
     finally:
         relay.terminate()
         relay.wait()

@@ -36,6 +36,7 @@ from relay.delivery.urls import url_problem
 from relay.errors import ConfigError
 from relay.redact import redact_text, redact_url
 from relay.routing import Destination, Match, Route
+from relay.senders.urls import destination_url_problem, is_broker
 from relay.whsec import secret_problem
 
 
@@ -101,7 +102,10 @@ class _Builder:
 
     def destination(self, raw: Mapping[str, Any], path: KeyPath, retry: RetryPolicy,
                     breaker: BreakerPolicy) -> Destination:
-        self.url(raw["url"], path)
+        if (problem := destination_url_problem(raw["url"])) is not None:
+            self.problems.add((*path, "url"), f"{redact_url(raw['url'])!r} {problem}")
+        elif not is_broker(raw["url"]):
+            self.url(raw["url"], path)
         body, problems = templates.from_config(raw)
         for sub, message in problems:
             self.problems.add((*path, *sub), message)

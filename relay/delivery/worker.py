@@ -22,19 +22,18 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 
-from pyreqwest.client import Client
-
 from relay.config import Settings
 from relay.constants import CONTROL_POLL_S, DEFAULT_INSTANCE_DEAD_AFTER_S, STORED_ANSWER_BYTES
 from relay.delivery.alerts import Alerter
 from relay.delivery.backoff import next_attempt
 from relay.delivery.breaker import Allowance, State
-from relay.delivery.client import Kind, Outcome, new_client, send
+from relay.delivery.client import Kind, Outcome
 from relay.delivery.health import DestinationHealth
 from relay.delivery.pacing import TokenBucket
 from relay.metrics import Metrics
 from relay.ops import destinations as controls
 from relay.routing import Destination
+from relay.senders import Senders
 from relay.store import AttemptRecord, ClaimedDelivery, Store, StoreUnavailable, Want, deliveries
 from relay.store import destinations as store_destinations
 from relay.store.base import DeliveryState
@@ -104,7 +103,8 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._stopping = False
-        self._client: Client | None = None
+        #: how each destination is sent to: HTTP or a broker (relay/senders)
+        self._senders = Senders()
         self._loop_task: asyncio.Task[None] | None = None
         self._next_orphan_check = 0.0
         self.alerter = alerter
@@ -126,7 +126,6 @@ class Worker:
         self._loop_task = asyncio.create_task(self.run(), name="relay-worker")
 
     async def run(self) -> None:
-        self._client = new_client()
         try:
             while not self._stopping:
                 # Cleared before dispatching, not after: a wake while a claim waits for its
@@ -142,7 +141,7 @@ class Worker:
         finally:
             if self._tasks:
                 await asyncio.wait(set(self._tasks))
-            await self._client.close()
+            await self._senders.close()
 
     async def _dispatch(self) -> None:
         settings = self.settings()
@@ -298,8 +297,7 @@ class Worker:
         attempt = delivery.attempt + 1
         try:
             try:
-                assert self._client is not None  # set before dispatching
-                outcome = await send(self._client, delivery, destination, attempt)
+                outcome = await self._senders.send(delivery, destination, attempt)
             finally:
                 # The request is over: its slot takes the next delivery while this attempt
                 # is recorded (its row stays leased until then, so no claim takes it
