@@ -138,6 +138,8 @@ async def test_a_running_relay_keeps_records_the_cli_and_api_show(
     assert message["state"] == "delivered"
     assert list(message["reached"]) == ["request", "sending", "delivered"]
     assert message["contact"] == "138****5678"
+    # request (now - 9) to delivered (now - 1): SUBMAIL's own times
+    assert message["latency"] == {"to": "delivered", "seconds": 8.0}
     assert (await client.get("/admin/messages/nope", headers=auth)).status == 404
     # a second `delivered` of the message (another event: a later time) counts nothing new
     again = signed("sms", event("delivered", "order-42", now))
@@ -165,6 +167,7 @@ async def test_a_running_relay_keeps_records_the_cli_and_api_show(
 
     shown = cli("messages", "show", "order-42")
     assert shown.returncode == 0 and "sms order-42: delivered" in shown.stdout, shown.stderr
+    assert "request→delivered 8 s" in shown.stdout, shown.stdout
     assert cli("messages", "show", "nope").returncode == 1
     figures = cli("stats", "--since", "1h")
     assert "sms: 2 message(s), 50.0% delivered; request->delivered p50 8s" in figures.stdout
