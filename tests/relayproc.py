@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -10,13 +11,13 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import KEYS, signed
+from conftest import KEYS, fresh_postgres_db, signed
 
 
 def free_port() -> int:
@@ -186,3 +187,29 @@ def delivery_states(db: Path) -> dict[str, int]:
     finally:
         conn.close()
     return {str(state): int(count) for state, count in rows}
+
+
+@contextlib.asynccontextmanager
+async def serving_on(store_kind: str, tmp_path: Path, routes_and_more: str,
+                     ) -> AsyncIterator[tuple[Relay, Path]]:
+    """`relay serve` on a fresh store of ``store_kind`` (an SQLite file, or a new
+    PostgreSQL database) with ``routes_and_more`` after its SUBHOOKs; its config file.
+    Stopped at the end."""
+    port = free_port()
+    config = tmp_path / "relay.yaml"
+
+    async def start(store: str) -> Relay:
+        config.write_text(f"listen: 127.0.0.1:{port}\nstore: {store}\nsubhooks:\n"
+                          f"{subhooks_yaml()}\n{routes_and_more}", encoding="utf-8")
+        relay = Relay(config, port, tmp_path)
+        await relay.start()
+        return relay
+
+    async with contextlib.AsyncExitStack() as stack:
+        store = f"sqlite:///{tmp_path / 'relay.db'}" if store_kind == "sqlite" \
+            else await stack.enter_async_context(fresh_postgres_db())
+        relay = await start(store)
+        try:
+            yield relay, config
+        finally:
+            relay.stop()

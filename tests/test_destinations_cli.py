@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import MakeSink, Sink, fresh_postgres_db, signed
-from relayproc import Relay, free_port, subhooks_yaml, wait_until
+from conftest import MakeSink, Sink, signed
+from relayproc import Relay, serving_on, wait_until
 
 
 @pytest.fixture
@@ -20,28 +20,11 @@ async def relay_on(tmp_path: Path, store_kind: str,
                    make_sink: MakeSink) -> AsyncIterator[tuple[Relay, Sink, Path]]:
     """A `relay serve` on each store with one destination, `svc`, a sink; its config."""
     sink = await make_sink()
-    port = free_port()
-    config = tmp_path / "relay.yaml"
-
-    async def start(store: str) -> Relay:
-        config.write_text(
-            f"listen: 127.0.0.1:{port}\nstore: {store}\nsubhooks:\n{subhooks_yaml()}\n"
-            f"routes:\n  - {{name: all, destinations: [{{name: svc, "
-            f"url: 'http://user:pw-secret-1@{sink.url.removeprefix('http://')}'}}]}}\n",
-            encoding="utf-8")
-        relay = Relay(config, port, tmp_path)
-        await relay.start()
-        return relay
-
-    if store_kind == "sqlite":
-        relay = await start(f"sqlite:///{tmp_path / 'relay.db'}")
+    url = f"http://user:pw-secret-1@{sink.url.removeprefix('http://')}"
+    async with serving_on(store_kind, tmp_path, (
+            f"routes:\n  - {{name: all, destinations: [{{name: svc, url: '{url}'}}]}}\n"
+            )) as (relay, config):
         yield relay, sink, config
-        relay.stop()
-        return
-    async with fresh_postgres_db() as url:
-        relay = await start(url)
-        yield relay, sink, config
-        relay.stop()
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
