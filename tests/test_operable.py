@@ -403,7 +403,8 @@ async def test_reload_warns_about_start_only_keys_and_counts(
 async def test_queue_metrics_per_destination(make_relay: MakeRelay, make_sink: MakeSink) -> None:
     """relay_queue_depth and relay_queue_oldest_seconds per destination; a failing one is
     down in relay_destination_up until it recovers."""
-    sink = await make_sink(script=[503, "sleep:1.5"])
+    # the retry is held 4 s, far longer than a scrape takes on a loaded machine
+    sink = await make_sink(script=[503, "sleep:4"])
     client = await make_relay(
         f'  - {{name: all, destinations: [{{name: slow, url: "{sink.url}"}}]}}')
     assert (await client.post("/subhook/sms", data=delivered_push("m1"))).status == 200
@@ -418,7 +419,7 @@ async def test_queue_metrics_per_destination(make_relay: MakeRelay, make_sink: M
             await asyncio.sleep(0.05)
         return text
 
-    # the 503 makes it down; the delivery stays pending while the retry is held 1.5 s
+    # the 503 makes it down; the delivery stays pending while the retry is held
     text = await wait_for_line('relay_destination_up{destination="slow"} 0.0')
     assert 'relay_queue_depth{destination="slow"} 1.0' in text
     oldest = float(text.split('relay_queue_oldest_seconds{destination="slow"} ')[1].split()[0])
