@@ -107,6 +107,23 @@ async def test_the_messages_chart_spans_the_last_day(relay: Relay, page: Page) -
     low, high = await x_range(page, "sms")
     now = time.time()
     assert abs(low - (now - 86400)) < 300 and abs(high - now) < 300, (low, high, now)
+    # an hour of data: a message requested an hour ago, in another hourly slot
+    for event, at in (("request", int(now) - 3700), ("delivered", int(now) - 3600)):
+        fields = {"events": event, "address": "13812345678", "app": "1",
+                  "send_id": "chart-hour", "timestamp": str(at), "token": f"tok-hour-{event}"}
+        fields["signature"] = sign(fields["token"], KEY)
+        async with aiohttp.ClientSession() as session, \
+                session.post(f"{relay.base}/subhook/sms", data=fields) as response:
+            assert response.status == 200, await response.text()
+    deadline = time.monotonic() + 10
+    while await page.evaluate(
+            "window.relayCharts.sms.data[1].filter(v => v !== null).length") < 2:
+        assert time.monotonic() < deadline, "the hour-old message never reached the chart"
+        await page.wait_for_timeout(250)
+        await page.reload()
+        await chart(page, "sms")
+    low, high = await x_range(page, "sms")
+    assert abs(low - (now - 86400)) < 300 and abs(high - time.time()) < 300, (low, high)
 
 
 async def test_screenshots_light_and_dark_at_1280_and_390(relay: Relay, browser: Browser) -> None:
