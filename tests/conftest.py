@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
 from relay.ingest.signature import sign
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import Store, open_store
 from relay.web.app import create_app
 
@@ -234,9 +234,8 @@ async def make_relay(
         path = tmp_path / "relay.yaml"
         db = tmp_path / ("relay.db" if made == 1 else f"relay{made}.db")
         path.write_text(relay_config(routes, extra, store=str(db)), encoding="utf-8")
-        runtime = Runtime.load(path)
         client: TestClient[Any, Any] = await aiohttp_client(
-            create_app(runtime, message_poll=0.05))
+            create_app(RunningConfig.load(path), message_poll=0.05))
         return client
 
     return make

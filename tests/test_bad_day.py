@@ -20,7 +20,7 @@ from standardwebhooks import Webhook
 
 from relay.delivery.client import Kind, new_client, send
 from relay.routing import Destination
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import ClaimedDelivery, deliveries
 from relay.web.app import create_app
 from relay.web.state import STORE, WORKER
@@ -54,7 +54,7 @@ async def make_bad_day_relay(tmp_path: Path, store_url: str,
             await made[-1].close()
         path = tmp_path / "relay.yaml"
         path.write_text(config(store_url, destination, extra), encoding="utf-8")
-        client: Client = await aiohttp_client(create_app(Runtime.load(path)))
+        client: Client = await aiohttp_client(create_app(RunningConfig.load(path)))
         made.append(client)
         return client
 

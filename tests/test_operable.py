@@ -384,7 +384,7 @@ async def test_reload_warns_about_start_only_keys_and_counts(
     client = await make_relay("  []")
     assert client.app is not None
     runtime = client.app[RUNTIME]
-    source = runtime.settings.source
+    source = runtime.current.settings.source
     assert source is not None
     text = source.read_text()
     source.write_text(text.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:1")

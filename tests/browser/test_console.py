@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
 from relay.ingest.signature import sign
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.web.app import create_app
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -69,7 +69,7 @@ async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
             "admin:\n  tokens:\n"
             f"    - {{name: vera, token: {VIEWER}, role: viewer}}\n"
             f"    - {{name: otto, token: {OPERATOR}, role: operator}}\n", encoding="utf-8")
-        app = create_app(Runtime.load(config))
+        app = create_app(RunningConfig.load(config))
         async with TestServer(app, host="127.0.0.1") as server:
             holder["relay"] = Relay(str(server.make_url("")).rstrip("/"), app)
             yield holder["relay"]

@@ -14,8 +14,8 @@ from playwright.async_api import Browser, Dialog, Page, expect
 
 from browser.test_console import KEY, OPERATOR, Relay, relay, sign_in
 from relay.ingest.signature import sign
-from relay.web.console.traffic import Totals
-from relay.web.console.views import TRAFFIC
+from relay.web.state import TRAFFIC
+from relay.web.traffic import Totals
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 _ = relay  # the fixture, imported to be used here

@@ -82,7 +82,7 @@ async def stored_before_the_fix(client: Client, send_id: str, timestamp: str) ->
     ``<send_id>-record``, the message record the old reading made of such a value (SUBMAIL's
     times infinite: float("9" * 400))."""
     assert client.app is not None
-    settings, store = client.app[RUNTIME].settings, client.app[STORE]
+    settings, store = client.app[RUNTIME].current.settings, client.app[STORE]
     fields = push(send_id, timestamp)
     record, _ = build_event(settings, "sms", "delivered", fields, b"", "application/json",
                             time.time())
