@@ -7,13 +7,12 @@ made here is kept in the store; a running relay obeys it within ``CONTROL_POLL_S
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from relay.cli.commands import with_store
+from relay.cli.commands import show_rows, with_store
 from relay.ops import destinations
 from relay.runtime import RunningConfig
 from relay.store import Store
@@ -39,13 +38,7 @@ def _line(row: dict[str, Any]) -> str:
 def destinations_list(path: Path, as_json: bool) -> int:
     async def action(running: RunningConfig, store: Store) -> int:
         rows = await destinations.listing(store, running.settings, time.time())
-        if as_json:
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
-        else:
-            for row in rows:
-                print(_line(row))
-            print(f"{len(rows)} destination(s)")
-        return 0
+        return show_rows(rows, as_json, _line, "destination(s)")
 
     return with_store(path, action)
 

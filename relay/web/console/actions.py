@@ -206,49 +206,54 @@ async def destination_act(request: web.Request, session: auth.Session,
     return f"/console/destinations?done={quote_plus(name)}+{done}"
 
 
+def _chosen(request: web.Request, form: dict[str, Any]) -> tuple[list[int] | None, ListFilter]:
+    """The ids a bulk action takes (None: all), and the list filter "all" means."""
+    ids = _ids(request, form)
+    return ids, _filter(request, ids)
+
+
+def _done(session: auth.Session, page: str, which: ListFilter, verb: str, count: int,
+          noun: str, more: str = "") -> str:
+    """Logged, and the list again saying so."""
+    log.info("console: %s %s %d %s", session.name, verb, count, noun)
+    return _back(page, which, f"{verb} {count}{more}")
+
+
 @action(operator=True)
 async def dead_replay(request: web.Request, session: auth.Session,
                       form: dict[str, Any]) -> str:
-    ids = _ids(request, form)
-    which = _filter(request, ids)
-    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].current.settings, ids,
-                                    which)
-    log.info("console: %s replayed %d dead letter(s)", session.name, result["replayed"])
-    return _back("/console/dead", which, f"replayed {result['replayed']}")
+    ids, which = _chosen(request, form)
+    settings = request.app[RUNTIME].current.settings
+    result = await dead.replay_dead(request.app[STORE], settings, ids, which)
+    return _done(session, "/console/dead", which, "replayed", result["replayed"],
+                 "dead letter(s)")
 
 
 @action(operator=True)
 async def dead_discard(request: web.Request, session: auth.Session,
                        form: dict[str, Any]) -> str:
-    ids = _ids(request, form)
-    which = _filter(request, ids)
+    ids, which = _chosen(request, form)
     result = await dead.discard_dead(request.app[STORE], ids, which)
-    log.info("console: %s discarded %d dead letter(s)", session.name,
-             len(result["discarded"]))
-    return _back("/console/dead", which, f"discarded {len(result['discarded'])}")
+    return _done(session, "/console/dead", which, "discarded", len(result["discarded"]),
+                 "dead letter(s)")
 
 
 @action(operator=True)
 async def quarantine_replay(request: web.Request, session: auth.Session,
                             form: dict[str, Any]) -> str:
-    ids = _ids(request, form)
-    which = _filter(request, ids)
+    ids, which = _chosen(request, form)
     result = await quarantine.replay_quarantine(request.app[STORE],
                                                 request.app[RUNTIME].current, ids, which)
-    log.info("console: %s replayed %d quarantined push(es)", session.name,
-             len(result["replayed"]))
     still = len(result["still_invalid"])
     invalid = f", {still} still invalid (the schemas refuse them as before)" if still else ""
-    return _back("/console/quarantine", which,
-                 f"replayed {len(result['replayed'])}{invalid}")
+    return _done(session, "/console/quarantine", which, "replayed", len(result["replayed"]),
+                 "quarantined push(es)", invalid)
 
 
 @action(operator=True)
 async def quarantine_discard(request: web.Request, session: auth.Session,
                              form: dict[str, Any]) -> str:
-    ids = _ids(request, form)
-    which = _filter(request, ids)
+    ids, which = _chosen(request, form)
     result = await quarantine.discard_quarantine(request.app[STORE], ids, which)
-    log.info("console: %s discarded %d quarantined push(es)", session.name,
-             len(result["discarded"]))
-    return _back("/console/quarantine", which, f"discarded {len(result['discarded'])}")
+    return _done(session, "/console/quarantine", which, "discarded",
+                 len(result["discarded"]), "quarantined push(es)")
