@@ -99,7 +99,7 @@ async def test_find_open_replay_as_operator_and_see_the_new_attempt(
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("138****5678")
     await no_full_phone(page)
-    await rows.first.get_by_role("link").click()
+    await rows.first.get_by_role("link").first.click()  # its id; the second: its send_id
     await expect(page.get_by_role("heading", name="Deliveries")).to_be_visible()
     attempts = page.locator("tr.attempt")
     await expect(attempts).to_have_count(1, timeout=10_000)  # the first attempt: 410
