@@ -304,15 +304,15 @@ async def wait_settled(client: Client, within: float = 10.0) -> tuple[int, int]:
     what a service received is final. Returns the store's (pending, dead) counts."""
     assert client.app is not None
     store, worker = client.app[STORE], client.app[WORKER]
-    deadline = time.monotonic() + within
-    while True:
-        pending, dead = await deliveries.counts(store)
-        in_flight = sum(worker.in_flight.values())
-        if pending == 0 and in_flight == 0:
-            return pending, dead
-        assert time.monotonic() < deadline, (
-            f"deliveries not settled: {pending} pending, {in_flight} attempts in flight")
-        await asyncio.sleep(0.02)
+    counts = (0, 0)
+
+    async def settled() -> bool:
+        nonlocal counts
+        counts = await deliveries.counts(store)
+        return counts[0] == 0 and sum(worker.in_flight.values()) == 0
+
+    await eventually(settled, within, "every delivery delivered or dead, none in flight")
+    return counts
 
 
 # -- rows in a store, made through its own hot path (the ops tests) --------------------------

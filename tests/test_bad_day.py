@@ -4,7 +4,6 @@ probes, a pause survives a restart, a recovered service gets its backlog oldest 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import KEYS, Client, MakeSink, Sink, signed
+from conftest import KEYS, Client, MakeSink, Sink, eventually, signed
 from standardwebhooks import Webhook
 
 from relay.delivery.client import Kind, new_client, send
@@ -71,14 +70,6 @@ async def push(client: Client, send_id: str, n: int = 0) -> str:
     body = await response.json()
     assert response.status == 200, body
     return str(body["webhook_id"])
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0,
-                     what: str = "condition") -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, f"{what} not met within {within}s"
-        await asyncio.sleep(0.02)
 
 
 async def admin(client: Client, verb: str, name: str, token: str = OPERATOR,

@@ -20,12 +20,12 @@ def test_an_event_is_named_by_its_id_or_its_webhook_id() -> None:
 
 def test_a_lookup_filter_is_refused_by_name() -> None:
     """A NUL, an unknown product or state, an empty contact and a misspelt event are named."""
-    for given, says in (({"send_id": "a\x00"}, "send_id: must not hold a NUL"),
-                        ({"product": "fax"}, "product: 'fax' is not one of"),
-                        ({"state": "lost"}, "state: 'lost' is not one of"),
-                        ({"contact": " "}, "contact: empty")):
+    for name, value, says in (("send_id", "a\x00", "send_id: must not hold a NUL"),
+                              ("product", "fax", "product: 'fax' is not one of"),
+                              ("state", "lost", "state: 'lost' is not one of"),
+                              ("contact", " ", "contact: empty")):
         with pytest.raises(ValueError) as refused:
-            events.event_filter(**given)
+            events.event_filter(**{name: value})  # type: ignore[arg-type]
         assert says in str(refused.value)
     with pytest.raises(ValueError, match="did you mean delivered"):
         events.event_filter(event="deliverd", known_events={"delivered"})
