@@ -49,51 +49,46 @@ class PushRejected(RelayError):
     status = 400
     code = "bad_request"
 
+    def __init_subclass__(cls, *, status: int, code: str) -> None:
+        super().__init_subclass__()
+        cls.status, cls.code = status, code
+
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
 
 
-class SignatureInvalid(PushRejected):
-    status = 401
-    code = "invalid_signature"
+class SignatureInvalid(PushRejected, status=401, code="invalid_signature"):
+    """Signature missing, or not made with a configured key."""
 
 
-class EventInvalid(PushRejected):
-    status = 422
-    code = "invalid_event"
+class EventInvalid(PushRejected, status=422, code="invalid_event"):
+    """An unknown event, or fields the event's schema rejects."""
 
 
-class BadPush(PushRejected):
-    status = 400
-    code = "unparseable"
+class BadPush(PushRejected, status=400, code="unparseable"):
+    """The body cannot be read as one flat event."""
 
 
-class PayloadTooLarge(PushRejected):
-    status = 413
-    code = "too_large"
+class PayloadTooLarge(PushRejected, status=413, code="too_large"):
+    """The body is over the limit."""
 
 
-class UnsupportedMediaType(PushRejected):
-    status = 415
-    code = "unsupported_media_type"
+class UnsupportedMediaType(PushRejected, status=415, code="unsupported_media_type"):
+    """The body's content type is not one SUBHOOK sends."""
 
 
-class ReplayRefused(PushRejected):
-    status = 401
-    code = "outside_replay_window"
+class ReplayRefused(PushRejected, status=401, code="outside_replay_window"):
+    """The timestamp is outside the replay window."""
 
 
-class ReadTimedOut(PushRejected):
-    status = 408
-    code = "read_timeout"
+class ReadTimedOut(PushRejected, status=408, code="read_timeout"):
+    """The body did not arrive within limits.read_timeout."""
 
 
-class NotAllowed(PushRejected):
-    status = 403
-    code = "forbidden"
+class NotAllowed(PushRejected, status=403, code="forbidden"):
+    """The client address is not allowed for this SUBHOOK."""
 
 
-class Overloaded(PushRejected):
-    status = 503
-    code = "overloaded"
+class Overloaded(PushRejected, status=503, code="overloaded"):
+    """Too much in progress; SUBMAIL pushes again later."""

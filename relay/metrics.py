@@ -19,6 +19,18 @@ MESSAGE_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 Metric = Counter | Histogram
 
 
+def _read(metric: Metric, *labels: str, suffix: str = "_total") -> dict[tuple[str, ...], float]:
+    """A metric's samples named ``*suffix``, summed by the values of ``labels``: how the
+    registry is read back (prometheus_client keeps no other public way)."""
+    found: dict[tuple[str, ...], float] = {}
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith(suffix):
+                key = tuple(sample.labels.get(label, "") for label in labels)
+                found[key] = found.get(key, 0.0) + sample.value
+    return found
+
+
 class Metrics:
     """One registry per app, so tests and several apps in one process do not collide."""
 
@@ -96,6 +108,21 @@ class Metrics:
 
     def config_reloaded(self, result: str) -> None:
         self.config_reloads.labels(result).inc()
+
+    def pushes_by_outcome(self) -> dict[str, float]:
+        """Pushes received since start, by outcome (accepted, or the refusal's code)."""
+        return {outcome: n for (outcome,), n in _read(self.events, "outcome").items()}
+
+    def attempts_by_destination(self) -> dict[tuple[str, str], float]:
+        """Delivery attempts since start, by (destination, outcome kind)."""
+        return {(name, kind): n for (name, kind), n in
+                _read(self.attempts, "destination", "outcome").items()}
+
+    def attempt_time(self) -> dict[str, tuple[float, float]]:
+        """Per destination since start: (seconds spent in attempts, attempts timed)."""
+        spent = _read(self.attempt_seconds, "destination", suffix="_sum")
+        return {name: (spent.get((name,), 0.0), n) for (name,), n in
+                _read(self.attempt_seconds, "destination", suffix="_count").items()}
 
     def render(self, gauges: Gauges, destinations: Mapping[str, bool], now: float,
                states: Mapping[str, str] | None = None) -> bytes:

@@ -21,7 +21,7 @@ async def run(store: Store, runtime: Runtime) -> None:
     needs. Dead letters and pending deliveries are never pruned.
     """
     while True:
-        settings = runtime.settings
+        settings = runtime.current.settings
         await asyncio.sleep(settings.retention_interval)
         now = time.time()
         keep = max(settings.retention_delivered, settings.replay_past)

@@ -1,4 +1,5 @@
-"""The running config: settings and schemas swapped together, never half-applied.
+"""The running config: one frozen snapshot (settings, schemas, generation) swapped whole,
+never half-applied.
 
 Reloaded on SIGHUP and when the file changes; an edit that does not load is logged and
 refused, and the config that was running keeps serving.
@@ -81,24 +82,40 @@ def _load(path: Path) -> tuple[Settings, EventSchemas]:
     return settings, loaded["schemas"]
 
 
-@dataclass
-class Runtime:
+@dataclass(frozen=True)
+class RunningConfig:
+    """One load of the config: the settings and the schemas checked with them, and which
+    load it is (1 at start, one more each applied reload). A handler or a worker step reads
+    ``runtime.current`` once and decides with that, so no decision mixes two loads."""
+
     settings: Settings
     schemas: EventSchemas
     generation: int = 1
-    #: called with "applied" or "refused" after each reload (relay_config_reloads_total)
-    on_reload: Callable[[str], None] = lambda result: None
-    #: modification time of the file as last read (by a reload or when watching began)
-    seen_mtime: float | None = None
 
     @classmethod
-    def load(cls, path: Path) -> Runtime:
+    def load(cls, path: Path) -> RunningConfig:
         """The config and its schemas, checked together; raises ConfigError or
         SchemaLoadError naming every problem."""
         return cls(*_load(path))
 
+
+def _ignore(result: str) -> None:
+    """No reload hook."""
+
+
+class Runtime:
+    """The config a serving relay runs: ``current`` is swapped whole by a reload."""
+
+    def __init__(self, current: RunningConfig,
+                 on_reload: Callable[[str], None] = _ignore) -> None:
+        self.current = current
+        #: called with "applied" or "refused" after each reload (relay_config_reloads_total)
+        self._on_reload = on_reload
+        #: modification time of the file as last read (by a reload or when watching began)
+        self.seen_mtime: float | None = None
+
     def _mtime(self) -> float | None:
-        source = self.settings.source
+        source = self.current.settings.source
         try:
             return source.stat().st_mtime_ns / 1e9 if source else None
         except OSError:
@@ -106,19 +123,19 @@ class Runtime:
 
     def reload(self) -> bool:
         """Load the config file again; True when the new config is now serving."""
-        source = self.settings.source
-        if source is None:
+        old = self.current.settings
+        if old.source is None:
             return False
         # Whatever happens, this version of the file has been read: the watcher must not
         # read it again (a SIGHUP and the watcher would otherwise both apply one edit).
         self.seen_mtime = self._mtime()
         try:
-            settings, schemas = _load(source)
-            refused = placeholders.refusal(settings, listening=self.settings)
+            settings, schemas = _load(old.source)
+            refused = placeholders.refusal(settings, listening=old)
             if refused:
                 raise ConfigError(refused)
         except (ConfigError, SchemaLoadError) as exc:
-            self.on_reload("refused")
+            self._on_reload("refused")
             # One line a problem, not the multi-line text a terminal shows (the log escapes
             # line breaks, which would make it one line of literal \n).
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
@@ -127,12 +144,11 @@ class Runtime:
             for problem in problems:
                 log.error("config reload refused: %s", problem)
             return False
-        old, self.settings, self.schemas = self.settings, settings, schemas
-        self.generation += 1
-        self.on_reload("applied")
+        self.current = RunningConfig(settings, schemas, self.current.generation + 1)
+        self._on_reload("applied")
         if (old.log_level, old.log_format) != (settings.log_level, settings.log_format):
             configure(settings.log_level, settings.log_format)
-        log.info("config reloaded (generation %d): %d routes", self.generation,
+        log.info("config reloaded (generation %d): %d routes", self.current.generation,
                  len(settings.routes))
         changed = [key for key, attributes in START_ONLY.items()
                    if any(attrgetter(a)(old) != attrgetter(a)(settings) for a in attributes)]

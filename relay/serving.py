@@ -75,7 +75,7 @@ async def serving(app: web.Application, edge: socket.socket, admin: socket.socke
         for sock, name in ((edge, EDGE), (admin, ADMIN)):
             if sock is None:
                 continue
-            listener = Listener(name, app[BUDGET], lambda: app[RUNTIME].settings.limits)
+            listener = Listener(name, app[BUDGET], lambda: app[RUNTIME].current.settings.limits)
             await _Site(runner, sock, listener=listener, ssl_context=ssl_context,
                         shutdown_timeout=shutdown_timeout, backlog=1024).start()
         yield runner

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
 
 from relay.ingest.signature import sign
-from relay.runtime import Runtime
-from relay.store import Store, open_store
+from relay.runtime import RunningConfig
+from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store, open_store
 from relay.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,9 +234,8 @@ async def make_relay(
         path = tmp_path / "relay.yaml"
         db = tmp_path / ("relay.db" if made == 1 else f"relay{made}.db")
         path.write_text(relay_config(routes, extra, store=str(db)), encoding="utf-8")
-        runtime = Runtime.load(path)
         client: TestClient[Any, Any] = await aiohttp_client(
-            create_app(runtime, message_poll=0.05))
+            create_app(RunningConfig.load(path), message_poll=0.05))
         return client
 
     return make
@@ -305,12 +304,40 @@ async def wait_settled(client: Client, within: float = 10.0) -> tuple[int, int]:
     what a service received is final. Returns the store's (pending, dead) counts."""
     assert client.app is not None
     store, worker = client.app[STORE], client.app[WORKER]
-    deadline = time.monotonic() + within
-    while True:
-        pending, dead = await deliveries.counts(store)
-        in_flight = sum(worker.in_flight.values())
-        if pending == 0 and in_flight == 0:
-            return pending, dead
-        assert time.monotonic() < deadline, (
-            f"deliveries not settled: {pending} pending, {in_flight} attempts in flight")
-        await asyncio.sleep(0.02)
+    counts = (0, 0)
+
+    async def settled() -> bool:
+        nonlocal counts
+        counts = await deliveries.counts(store)
+        return counts[0] == 0 and sum(worker.in_flight.values()) == 0
+
+    await eventually(settled, within, "every delivery delivered or dead, none in flight")
+    return counts
+
+
+# -- rows in a store, made through its own hot path (the ops tests) --------------------------
+
+async def make_dead(store: Store, count: int, destination: str = "a", product: str = "sms",
+                    event: str = "delivered", at: float | None = None) -> list[int]:
+    """``count`` dead letters to ``destination``, each of its own event, one attempt each
+    (a 400); their delivery ids."""
+    now = time.time() if at is None else at
+    for _ in range(count):
+        n = secrets.token_hex(6)
+        fields = json.dumps({"events": event, "address": "13812345678", "send_id": n})
+        await store.ingest(NewEvent(f"msg_{n}", f"identity-{n}", f"token-{n}", product, event,
+                                    None, fields, b"", "text/plain", now,
+                                    ((destination, now + 3600),)))
+    claimed = await store.claim(destination, count, "test", now + 60, now + 1)
+    await store.record([AttemptRecord(c.id, 1, now, 5.0, 400, "HTTP 400", "dead")
+                        for c in claimed])
+    return sorted(c.id for c in claimed)
+
+
+async def make_held(store: Store, count: int, product: str = "sms",
+                    fields: dict[str, Any] | None = None) -> list[int]:
+    """``count`` pushes in quarantine (each its own identity); their ids."""
+    given = json.dumps(fields if fields is not None else {"events": "delivered"})
+    return [await store.quarantine(QuarantinedPush(
+        f"held-{secrets.token_hex(6)}", f"/subhook/{product}", product, given, b"",
+        "text/plain", '["x: missing"]', time.time())) for _ in range(count)]

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from conftest import Client, MakeRelay, MakeSink, relay_config, signed, wait_settled
 from relayproc import Relay, free_port, subhooks_yaml, wait_until
 
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import deliveries
 from relay.web.app import create_app
 from relay.web.state import STORE
@@ -321,7 +321,7 @@ async def test_on_both_stores_nul_is_refused_before_the_store(
     config = tmp_path / "relay.yaml"
     config.write_text(relay_config("  []", ADMIN).replace("sqlite:///relay.db", store_url),
                       encoding="utf-8")
-    client: Client = await aiohttp_client(create_app(Runtime.load(config)))
+    client: Client = await aiohttp_client(create_app(RunningConfig.load(config)))
     accepted = [await push(client, sms(f"both-{n}")) for n in range(3)]
     _, middle, oldest = await listed(client)
     assert await listed(client, send_id="both-1") == [middle]

@@ -4,7 +4,6 @@ probes, a pause survives a restart, a recovered service gets its backlog oldest 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
@@ -15,12 +14,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import KEYS, Client, MakeSink, Sink, signed
+from conftest import KEYS, Client, MakeSink, Sink, eventually, signed
 from standardwebhooks import Webhook
 
 from relay.delivery.client import Kind, new_client, send
 from relay.routing import Destination
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import ClaimedDelivery, deliveries
 from relay.web.app import create_app
 from relay.web.state import STORE, WORKER
@@ -54,7 +53,7 @@ async def make_bad_day_relay(tmp_path: Path, store_url: str,
             await made[-1].close()
         path = tmp_path / "relay.yaml"
         path.write_text(config(store_url, destination, extra), encoding="utf-8")
-        client: Client = await aiohttp_client(create_app(Runtime.load(path)))
+        client: Client = await aiohttp_client(create_app(RunningConfig.load(path)))
         made.append(client)
         return client
 
@@ -71,14 +70,6 @@ async def push(client: Client, send_id: str, n: int = 0) -> str:
     body = await response.json()
     assert response.status == 200, body
     return str(body["webhook_id"])
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0,
-                     what: str = "condition") -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, f"{what} not met within {within}s"
-        await asyncio.sleep(0.02)
 
 
 async def admin(client: Client, verb: str, name: str, token: str = OPERATOR,

@@ -7,7 +7,7 @@ import pytest
 
 from relay.config import Role, load_config, parse_config, parse_duration, parse_size
 from relay.errors import ConfigError
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -306,7 +306,7 @@ def test_check_finds_schema_and_semantic_problems_in_one_run(tmp_path: Path) -> 
         "event: [delivered, dropped]", "event: [delievered, dropped]").replace(
         "${SMS_KEY}", "sms-key"), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
-        Runtime.load(path)
+        RunningConfig.load(path)
     found = info.value.problems
     assert any(p.startswith(f"{path}:12: routes[0].destinations[0].timeout") for p in found), found
     (event,) = [p for p in found if "delievered" in p]

@@ -1,9 +1,14 @@
+"""relay/delivery/client.py's pure part: a status classified, a request built, its body
+and Standard Webhooks signature."""
+
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
 import json
+
+import pytest
 
 from relay.delivery.client import (
     CACHED_FIELDS_MAX,
@@ -14,6 +19,8 @@ from relay.delivery.client import (
 )
 from relay.routing import Destination
 from relay.store import ClaimedDelivery
+
+pytestmark = pytest.mark.fast
 
 
 def test_classification() -> None:

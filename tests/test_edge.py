@@ -34,14 +34,14 @@ async def test_allow_ips_and_trusted_proxies(make_relay: MakeRelay) -> None:
     client = await make_relay("  []", "trusted_proxies: [127.0.0.1/32]\n")
     assert client.app is not None
     runtime = client.app[RUNTIME]
-    source = runtime.settings.source
+    source = runtime.current.settings.source
     assert source is not None
     config = source.read_text(encoding="utf-8").replace(
         "keys: [sms-key-0123, old-sms-key-0123]}",
         "keys: [sms-key-0123, old-sms-key-0123], allow_ips: [198.51.100.0/24]}")
     source.write_text(config, encoding="utf-8")
     assert runtime.reload()
-    assert runtime.settings.subhooks[0].allow_ips == ("198.51.100.0/24",)
+    assert runtime.current.settings.subhooks[0].allow_ips == ("198.51.100.0/24",)
     response = await client.post("/subhook/sms", data=delivered("a"))
     assert response.status == 403
     assert (await response.json())["error"] == "forbidden"

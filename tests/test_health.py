@@ -9,6 +9,8 @@ import pytest
 from relay.delivery.health import DestinationHealth
 from relay.store import AttemptRecord, DeliveryState
 
+pytestmark = pytest.mark.fast
+
 
 def attempt(n: int, state: DeliveryState, status: int | None = 503) -> AttemptRecord:
     error = None if state == DeliveryState.DELIVERED else f"HTTP {status}"

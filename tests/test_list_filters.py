@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import KEYS, Client, MakeSink, eventually, signed
 
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.web.app import create_app
 from relay.web.state import STORE
 
@@ -37,7 +37,7 @@ async def relay(tmp_path: Path, store_url: str, aiohttp_client: Any,
         f"  - {{name: all, destinations: [{{name: b, url: '{b.url}'}}]}}\n"
         f"admin: {{tokens: [{{name: otto, token: {TOKEN}, role: operator}}]}}\n",
         encoding="utf-8")
-    client: Client = await aiohttp_client(create_app(Runtime.load(path)))
+    client: Client = await aiohttp_client(create_app(RunningConfig.load(path)))
     yield client, path
 
 

@@ -11,6 +11,8 @@ import pytest
 from relay.logs import Throttle, configure, escape, formatter
 from relay.redact import redact_text, redact_url
 
+pytestmark = pytest.mark.fast
+
 
 def line(fmt: str, message: str, *args: object, **extra: object) -> str:
     record = logging.LogRecord("relay.test", logging.WARNING, __file__, 1, message, args, None)

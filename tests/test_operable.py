@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from conftest import KEYS, MakeRelay, MakeSink, signed
+from conftest import KEYS, MakeRelay, MakeSink, eventually, signed
 from relayproc import Relay, free_port, subhooks_yaml, wait_until
 
 from relay import version
@@ -384,7 +384,7 @@ async def test_reload_warns_about_start_only_keys_and_counts(
     client = await make_relay("  []")
     assert client.app is not None
     runtime = client.app[RUNTIME]
-    source = runtime.settings.source
+    source = runtime.current.settings.source
     assert source is not None
     text = source.read_text()
     source.write_text(text.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:1")
@@ -413,11 +413,11 @@ async def test_queue_metrics_per_destination(make_relay: MakeRelay, make_sink: M
         return await (await client.get("/metrics")).text()
 
     async def wait_for_line(line: str) -> str:
-        deadline = time.monotonic() + 10
-        while line not in (text := await metrics()):
-            assert time.monotonic() < deadline, f"never saw {line}"
-            await asyncio.sleep(0.05)
-        return text
+        async def shown() -> bool:
+            return line in await metrics()
+
+        await eventually(shown, 10, f"the line {line}")
+        return await metrics()
 
     # the 503 makes it down; the delivery stays pending while the retry is held
     text = await wait_for_line('relay_destination_up{destination="slow"} 0.0')

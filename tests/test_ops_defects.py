@@ -12,7 +12,7 @@ from conftest import MakeRelay, MakeSink, relay_config, signed, wait_settled
 from test_console import OPERATOR, TOKENS, sign_in
 
 from relay.ops import dead, quarantine
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import AttemptRecord, NewEvent, QuarantinedPush, Store
 
 
@@ -39,14 +39,14 @@ async def test_quarantine_replay_all_takes_every_held_push(
         store: Store, write_config: Callable[[str], Path]) -> None:
     """``relay quarantine replay --all`` reaches past the first 1,000 held pushes, and an id
     past them is not reported missing."""
-    runtime = Runtime.load(write_config(relay_config("  []")))
+    running = RunningConfig.load(write_config(relay_config("  []")))
     now = time.time()
     ids = await asyncio.gather(*(store.quarantine(QuarantinedPush(
         f"id-{n}", "/subhook/sms", "sms", "{}", b"", "text/plain", '["x"]', now))
         for n in range(1005)))
-    done = await quarantine.replay_quarantine(store, runtime, None)
+    done = await quarantine.replay_quarantine(store, running, None)
     assert len(done["still_invalid"]) == 1005
-    last = await quarantine.replay_quarantine(store, runtime, [max(ids)])
+    last = await quarantine.replay_quarantine(store, running, [max(ids)])
     assert (last["missing"], len(last["still_invalid"])) == ([], 1)
 
 

@@ -12,7 +12,7 @@ from conftest import MakeRelay
 from test_console import TOKENS, VIEWER, sign_in
 
 from relay.cli.parser import main
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig, Runtime
 
 HEAD = """\
 subhooks:
@@ -133,16 +133,16 @@ def test_reload_refuses_a_bad_field_condition_and_keeps_the_running_config(
         write_config: WriteConfig) -> None:
     """A reload bringing an unknown operator or field is refused; the old config serves."""
     path = write_config(HEAD + ROUTES)
-    runtime = Runtime.load(path)
-    before = runtime.settings
+    runtime = Runtime(RunningConfig.load(path))
+    before = runtime.current.settings
     for bad in (ROUTES.replace("{prefix:", "{starts:"), ROUTES.replace("{address}", "{adr}"),
                 ROUTES.replace("{address}", "{address")):
         path.write_text(HEAD + bad, encoding="utf-8")
         assert runtime.reload() is False
-        assert runtime.settings is before
+        assert runtime.current.settings is before
     path.write_text(HEAD + ROUTES.replace('"10001"', '"10002"'), encoding="utf-8")
     assert runtime.reload() is True
-    assert runtime.settings.routes[0].match != before.routes[0].match
+    assert runtime.current.settings.routes[0].match != before.routes[0].match
 
 
 def test_route_explains_each_field_condition_and_shows_each_body(

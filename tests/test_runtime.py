@@ -20,7 +20,8 @@ def route(url: str, name: str = "s") -> str:
 async def wait_generation(client: Client, generation: int, within: float = 5.0) -> None:
     assert client.app is not None
     runtime = client.app[RUNTIME]
-    await wait_until(lambda: runtime.generation >= generation, within, "config was not reloaded")
+    await wait_until(lambda: runtime.current.generation >= generation, within,
+                     "config was not reloaded")
 
 
 def rewrite(path: Path, text: str) -> None:
@@ -61,7 +62,7 @@ async def test_file_change_reloads_and_invalid_edit_is_refused(
     await wait_until(lambda: "config reload refused" in caplog.text, 5,
                      "the broken edit was never read")
     assert client.app is not None
-    assert client.app[RUNTIME].generation == 2
+    assert client.app[RUNTIME].current.generation == 2
     await accept("three")
     await b.wait_for(2)
     assert len(a.received) == 1

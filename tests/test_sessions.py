@@ -8,7 +8,7 @@ from typing import Any
 
 from conftest import KEYS, Client
 
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.web.app import create_app
 
 TOKEN = "operator-token-0123456789"
@@ -24,7 +24,7 @@ def config(store_url: str) -> str:
 async def relay(tmp_path: Path, store_url: str, aiohttp_client: Any, name: str) -> Client:
     path = tmp_path / f"{name}.yaml"
     path.write_text(config(store_url), encoding="utf-8")
-    client: Client = await aiohttp_client(create_app(Runtime.load(path)))
+    client: Client = await aiohttp_client(create_app(RunningConfig.load(path)))
     return client
 
 

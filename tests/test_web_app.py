@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import asyncio
 import gc
 import time
 import weakref
 from typing import Any
 
-from conftest import MakeRelay, MakeSink, signed
+from conftest import MakeRelay, MakeSink, eventually, signed
 
 from relay.store import deliveries
 from relay.web.app import GC_YOUNG_THRESHOLD
@@ -30,13 +29,16 @@ async def test_health_ready_and_metrics(make_relay: MakeRelay, make_sink: MakeSi
     assert (await client.post("/subhook/sms", data={"events": "x"})).status == 401
     await sink.wait_for(1)
     text = ""
-    for _ in range(100):
-        # the counter moves when the answer is judged, the queue once it is recorded
+
+    async def recorded() -> bool:
+        # The counters move when the attempt ends, the store's gauges when its record is
+        # committed a moment later: wait for both.
+        nonlocal text
         text = await (await client.get("/metrics")).text()
-        if 'relay_deliveries_total{destination="s",state="delivered"} 1.0' in text \
-                and 'relay_queue_depth{destination="s"} 0.0' in text:
-            break
-        await asyncio.sleep(0.05)
+        return 'relay_deliveries_total{destination="s",state="delivered"} 1.0' in text \
+            and 'relay_queue_depth{destination="s"} 0.0' in text
+
+    await eventually(recorded, 5, "the delivery counted and recorded in /metrics")
     for line in (
         'relay_events_received_total{event="delivered",outcome="accepted",product="sms"} 1.0',
         'relay_events_received_total{event="delivered",outcome="duplicate",product="sms"} 1.0',
@@ -91,10 +93,11 @@ async def test_retention_job_prunes_delivered_events_while_running(
     await ok.wait_for(1)
     await refusing.wait_for(1)
     assert await store.seen(str(fields["token"]), "")
-    deadline = time.monotonic() + 10
-    while await store.seen(str(fields["token"]), ""):
-        assert time.monotonic() < deadline, "the delivered event's token was never pruned"
-        await asyncio.sleep(0.1)
+
+    async def pruned() -> bool:
+        return not await store.seen(str(fields["token"]), "")
+
+    await eventually(pruned, 10, "the delivered event's token pruned", every=0.1)
     assert len(await deliveries.dead_letters(store)) == 1
     assert await deliveries.counts(store) == (0, 1)
 

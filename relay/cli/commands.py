@@ -21,18 +21,18 @@ from relay.logs import configure
 from relay.products import canonical_event
 from relay.redact import redact_text, redact_url
 from relay.routing import EventKey, destinations_for, explain
-from relay.runtime import Runtime, unrouted
+from relay.runtime import RunningConfig, unrouted
 from relay.sample import parse_field, sample_fields, send_push
 from relay.schemas import EventSchemas
 from relay.store import Store, StoreUnavailable, open_store
 from relay.web.app import create_app
 
 
-def _load(path: Path) -> Runtime | None:
+def _load(path: Path) -> RunningConfig | None:
     """The config and its schemas, checked once; None after printing every problem."""
     try:
-        runtime = Runtime.load(path)
-        open_store(runtime.settings.store)
+        running = RunningConfig.load(path)
+        open_store(running.settings.store)
     except StoreUnavailable as exc:
         print(f"invalid config:\n  - {path}: store: {exc}", file=sys.stderr)
         return None
@@ -42,7 +42,7 @@ def _load(path: Path) -> Runtime | None:
     except SchemaLoadError as exc:
         print(f"invalid config:\n  - {path}: schemas_dir: {exc}", file=sys.stderr)
         return None
-    return runtime
+    return running
 
 
 def _describe_match(values: tuple[str | None, ...] | None) -> str:
@@ -53,10 +53,10 @@ def _describe_match(values: tuple[str | None, ...] | None) -> str:
 
 def check(path: Path) -> int:
     """Exit 0 and summarise a valid config; exit 1 listing every problem."""
-    runtime = _load(path)
-    if runtime is None:
+    running = _load(path)
+    if running is None:
         return 1
-    settings = runtime.settings
+    settings = running.settings
     print(f"{path}: ok")
     admin = ("" if settings.admin_listen is None
              else f", admin on {settings.admin_listen[0]}:{settings.admin_listen[1]}")
@@ -73,7 +73,7 @@ def check(path: Path) -> int:
             + ", ".join(f"{d.name} ({redact_url(d.url)})" for d in route.destinations)
         )
     print(f"  {len(settings.routes)} route(s), {len(settings.destinations())} destination(s)")
-    for subhook_path, event in unrouted(settings, runtime.schemas):
+    for subhook_path, event in unrouted(settings, running.schemas):
         print(f"  note: {subhook_path} event {event} (untagged) matches no route: "
               "stored, forwarded nowhere")
     return 0
@@ -87,14 +87,14 @@ def route(path: Path, product: str, event: str, tag: str | None,
     except ValueError as exc:
         print(f"route: --{exc}", file=sys.stderr)
         return 2
-    runtime = _load(path)
-    if runtime is None:
+    running = _load(path)
+    if running is None:
         return 1
-    settings = runtime.settings
+    settings = running.settings
     key = EventKey.of(product, event, tag)
-    known = runtime.schemas.events(key.product)
+    known = running.schemas.events(key.product)
     if not known:
-        products = sorted({p for p, _ in runtime.schemas})
+        products = sorted({p for p, _ in running.schemas})
         print(f"route: unknown product {product!r} (known: {', '.join(products)})",
               file=sys.stderr)
         return 2
@@ -162,10 +162,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def serve(path: Path) -> int:
     """Run the gateway until SIGTERM or SIGINT."""
-    runtime = _load(path)
-    if runtime is None:
+    running = _load(path)
+    if running is None:
         return 1
-    settings = runtime.settings
+    settings = running.settings
     refused = placeholders.refusal(settings)
     if refused:
         print("serve: refusing to start: " + "\n  - ".join(refused), file=sys.stderr)
@@ -189,7 +189,7 @@ def serve(path: Path) -> int:
         context.load_cert_chain(settings.tls_cert, settings.tls_key)
     limits = settings.limits
     try:
-        serving.run(create_app(runtime), sockets[0], sockets[1] if len(sockets) > 1 else None,
+        serving.run(create_app(running), sockets[0], sockets[1] if len(sockets) > 1 else None,
                     _event_loop(), ssl_context=context, shutdown_timeout=15.0,
                     handler_cancellation=False, keepalive_timeout=limits.idle_timeout,
                     max_line_size=limits.max_header_size,
@@ -203,10 +203,10 @@ def serve(path: Path) -> int:
 
 def health(path: Path) -> int:
     """Exit 0 when the relay serving this config answers /healthz with 200 (HEALTHCHECK)."""
-    runtime = _load(path)
-    if runtime is None:
+    running = _load(path)
+    if running is None:
         return 1
-    settings = runtime.settings
+    settings = running.settings
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(  # noqa: S104
         settings.listen_host, settings.listen_host)
     scheme = "https" if settings.tls_cert else "http"
@@ -231,13 +231,13 @@ def health(path: Path) -> int:
 
 def _key_for(url: str, config: Path) -> str | None:
     """The current key of the SUBHOOK whose path is the URL's path; None after saying why."""
-    runtime = _load(config)
-    if runtime is None:
+    running = _load(config)
+    if running is None:
         return None
     path = yarl.URL(url).path
-    subhook = runtime.settings.subhook_for(path)
+    subhook = running.settings.subhook_for(path)
     if subhook is None:
-        paths = ", ".join(s.path for s in runtime.settings.subhooks)
+        paths = ", ".join(s.path for s in running.settings.subhooks)
         print(f"push: {config} has no SUBHOOK at {path} (it has: {paths})", file=sys.stderr)
         return None
     return subhook.keys[0]
@@ -269,17 +269,17 @@ def push(url: str, product: str, event: str, key: str | None, config: Path | Non
     return 0 if status == 200 else 1
 
 
-def with_store(path: Path, action: Callable[[Runtime, Store], Awaitable[int]]) -> int:
-    runtime = _load(path)
-    if runtime is None:
+def with_store(path: Path, action: Callable[[RunningConfig, Store], Awaitable[int]]) -> int:
+    running = _load(path)
+    if running is None:
         return 1
-    settings = runtime.settings
+    settings = running.settings
 
     async def run() -> int:
         store = open_store(settings.store, attach=True)
         await store.open()
         try:
-            return await action(runtime, store)
+            return await action(running, store)
         finally:
             await store.close()
 

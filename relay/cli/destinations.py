@@ -7,15 +7,14 @@ made here is kept in the store; a running relay obeys it within ``CONTROL_POLL_S
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from relay.cli.commands import with_store
+from relay.cli.commands import show_rows, with_store
 from relay.ops import destinations
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import Store
 
 
@@ -37,23 +36,17 @@ def _line(row: dict[str, Any]) -> str:
 
 
 def destinations_list(path: Path, as_json: bool) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
-        rows = await destinations.listing(store, runtime.settings, time.time())
-        if as_json:
-            print(json.dumps(rows, ensure_ascii=False, indent=2))
-        else:
-            for row in rows:
-                print(_line(row))
-            print(f"{len(rows)} destination(s)")
-        return 0
+    async def action(running: RunningConfig, store: Store) -> int:
+        rows = await destinations.listing(store, running.settings, time.time())
+        return show_rows(rows, as_json, _line, "destination(s)")
 
     return with_store(path, action)
 
 
 def _guarded(path: Path, act: Any) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
+    async def action(running: RunningConfig, store: Store) -> int:
         try:
-            message = await act(runtime, store)
+            message = await act(running, store)
         except destinations.UnknownDestination as exc:
             print(f"relay: {exc}", file=sys.stderr)
             return 1
@@ -64,8 +57,8 @@ def _guarded(path: Path, act: Any) -> int:
 
 
 def destinations_pause(path: Path, name: str, reason: str | None) -> int:
-    async def act(runtime: Runtime, store: Store) -> str:
-        await destinations.pause(store, runtime.settings, name, _who(), reason, time.time())
+    async def act(running: RunningConfig, store: Store) -> str:
+        await destinations.pause(store, running.settings, name, _who(), reason, time.time())
         return (f"paused {name}: no attempts until `relay destinations resume`; new events "
                 "are still accepted and queued (a running relay obeys within seconds)")
 
@@ -73,8 +66,8 @@ def destinations_pause(path: Path, name: str, reason: str | None) -> int:
 
 
 def destinations_resume(path: Path, name: str) -> int:
-    async def act(runtime: Runtime, store: Store) -> str:
-        due = await destinations.resume(store, runtime.settings, name, time.time())
+    async def act(running: RunningConfig, store: Store) -> str:
+        due = await destinations.resume(store, running.settings, name, time.time())
         if due is None:
             return f"{name} was not paused; nothing changed"
         return f"resumed {name}: its pending deliveries are due now, oldest first ({due} moved)"
@@ -83,8 +76,8 @@ def destinations_resume(path: Path, name: str) -> int:
 
 
 def destinations_retry(path: Path, name: str) -> int:
-    async def act(runtime: Runtime, store: Store) -> str:
-        due = await destinations.retry(store, runtime.settings, name)
+    async def act(running: RunningConfig, store: Store) -> str:
+        due = await destinations.retry(store, running.settings, name)
         return f"{name}: {due} pending deliveries waiting for a backoff are due now"
 
     return _guarded(path, act)

@@ -19,7 +19,7 @@ from relay.cli.commands import report_missing, with_store
 from relay.ops import events as lookup
 from relay.ops import shown
 from relay.products import canonical_event
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import Store
 from relay.store import lookup as q
 from relay.store.base import DeliveryState
@@ -51,11 +51,11 @@ def events_list(path: Path, options: dict[str, Any], limit: int, cursor: str | N
     except ValueError as exc:
         return _usage(str(exc))
 
-    async def action(runtime: Runtime, store: Store) -> int:
+    async def action(running: RunningConfig, store: Store) -> int:
         try:
             # again with the schemas' events: a typo is named, not "0 event(s)"
             checked = lookup.event_filter(**options,
-                                          known_events={e for _, e in runtime.schemas})
+                                          known_events={e for _, e in running.schemas})
             page = await lookup.list_events(store, checked, limit, cursor)
         except ValueError as exc:
             return _usage(str(exc))
@@ -111,7 +111,7 @@ def events_show(path: Path, key_text: str, as_json: bool) -> int:
     if key is None:
         return _usage(f"{key_text!r} is neither an event id nor a webhook-id (msg_...)")
 
-    async def action(runtime: Runtime, store: Store) -> int:
+    async def action(running: RunningConfig, store: Store) -> int:
         event = await lookup.show_event(store, key)
         if event is None:
             print(f"no event {key_text}", file=sys.stderr)
@@ -126,8 +126,8 @@ def events_show(path: Path, key_text: str, as_json: bool) -> int:
 
 
 def events_replay(path: Path, ids: list[int], send_id: str | None) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
-        result = await lookup.replay_events(store, runtime.settings, ids, send_id)
+    async def action(running: RunningConfig, store: Store) -> int:
+        result = await lookup.replay_events(store, running.settings, ids, send_id)
         for replayed in result["replayed"]:
             print(f"event {replayed['event_id']}: {len(replayed['deliveries'])} "
                   "delivery(ies) queued again; the running relay sends them")
@@ -180,14 +180,14 @@ def tail(path: Path, product: str | None, event: str | None) -> int:
         return (product is None or row["product"] == product) and \
             (wanted is None or row["event"] == wanted)
 
-    async def action(runtime: Runtime, store: Store) -> int:
+    async def action(running: RunningConfig, store: Store) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         newest_event, newest_attempt = await q.last_ids(store)
         events, attempts = _Follower(newest_event), _Follower(newest_attempt)
-        print(f"following {runtime.settings.store.split('://')[0]} store; Ctrl-C stops",
+        print(f"following {running.settings.store.split('://')[0]} store; Ctrl-C stops",
               flush=True)
         while not stop.is_set():
             for row in events.fresh(await q.events_after(store, events.floor)):

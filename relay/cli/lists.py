@@ -13,17 +13,17 @@ from typing import Any
 from relay.cli.commands import report_missing, show_rows, with_store
 from relay.ops import dead, quarantine
 from relay.ops.filters import ListFilter, list_filter
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import Store
 
 
-def checked_filter(runtime: Runtime, values: dict[str, str | None],
+def checked_filter(running: RunningConfig, values: dict[str, str | None],
                    ids: list[int] | None = None) -> ListFilter | int:
     """The list filter of a command's options, or exit code 2 after naming the first bad
     one (and filters beside ids: a filter chooses with --all, ids choose themselves)."""
     try:
-        which = list_filter(values, known_events={e for _, e in runtime.schemas},
-                            destinations=runtime.settings.destinations())
+        which = list_filter(values, known_events={e for _, e in running.schemas},
+                            destinations=running.settings.destinations())
     except ValueError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
@@ -39,8 +39,8 @@ def dead_list(path: Path, as_json: bool, filters: dict[str, str | None]) -> int:
         return (f"{row['id']}\t{row['destination']}\t{row['product']}/{row['event']}\t"
                 f"{row['webhook_id']}\tattempts={row['attempt']}\t{row['last_error']}")
 
-    async def action(runtime: Runtime, store: Store) -> int:
-        which = checked_filter(runtime, filters)
+    async def action(running: RunningConfig, store: Store) -> int:
+        which = checked_filter(running, filters)
         if isinstance(which, int):
             return which
         return show_rows(await dead.dead_letters(store, which), as_json, line, "dead letter(s)")
@@ -49,11 +49,11 @@ def dead_list(path: Path, as_json: bool, filters: dict[str, str | None]) -> int:
 
 
 def dead_replay(path: Path, ids: list[int] | None, filters: dict[str, str | None]) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
-        which = checked_filter(runtime, filters, ids)
+    async def action(running: RunningConfig, store: Store) -> int:
+        which = checked_filter(running, filters, ids)
         if isinstance(which, int):
             return which
-        result = await dead.replay_dead(store, runtime.settings, ids, which)
+        result = await dead.replay_dead(store, running.settings, ids, which)
         if result["replayed"] or not result["missing"]:
             print(f"replayed {result['replayed']} dead letter(s); the running relay picks "
                   "them up")
@@ -73,8 +73,8 @@ def quarantine_list(path: Path, as_json: bool, filters: dict[str, str | None]) -
         return f"{row['id']}\t{row['subhook_path']}\t{row['product']}\t" + "; ".join(
             row["problems"])
 
-    async def action(runtime: Runtime, store: Store) -> int:
-        which = checked_filter(runtime, filters)
+    async def action(running: RunningConfig, store: Store) -> int:
+        which = checked_filter(running, filters)
         if isinstance(which, int):
             return which
         return show_rows(await quarantine.quarantined(store, which), as_json, line,
@@ -85,11 +85,11 @@ def quarantine_list(path: Path, as_json: bool, filters: dict[str, str | None]) -
 
 def quarantine_replay(path: Path, ids: list[int] | None,
                       filters: dict[str, str | None]) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
-        which = checked_filter(runtime, filters, ids)
+    async def action(running: RunningConfig, store: Store) -> int:
+        which = checked_filter(running, filters, ids)
         if isinstance(which, int):
             return which
-        result = await quarantine.replay_quarantine(store, runtime, ids, which)
+        result = await quarantine.replay_quarantine(store, running, ids, which)
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return report_missing(result["missing"], "quarantined push") or int(
             bool(result["still_invalid"]))
@@ -101,8 +101,8 @@ def _discard(path: Path, ids: list[int] | None, filters: dict[str, str | None],
              discard: Callable[[Store, list[int] | None, ListFilter],
                                Awaitable[dict[str, Any]]],
              noun: str, plural: str) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
-        which = checked_filter(runtime, filters, ids)
+    async def action(running: RunningConfig, store: Store) -> int:
+        which = checked_filter(running, filters, ids)
         if isinstance(which, int):
             return which
         result = await discard(store, ids, which)

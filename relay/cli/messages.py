@@ -12,12 +12,12 @@ from relay.cli.commands import with_store
 from relay.messages.lifecycle import STATES
 from relay.messages.stats import stats
 from relay.ops import shown
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import Store, messages
 
 
 def messages_show(path: Path, send_id: str, as_json: bool) -> int:
-    async def action(runtime: Runtime, store: Store) -> int:
+    async def action(running: RunningConfig, store: Store) -> int:
         found = [shown.message(r, STATES) for r in await messages.of_send_id(store, send_id)]
         if not found:
             print(f"no message with send_id {send_id}", file=sys.stderr)
@@ -48,7 +48,7 @@ def stats_command(path: Path, since: str | None, as_json: bool) -> int:
         print(f"relay: since: {exc}", file=sys.stderr)
         return 2
 
-    async def action(runtime: Runtime, store: Store) -> int:
+    async def action(running: RunningConfig, store: Store) -> int:
         figures = stats(await messages.since(store, start))
         if as_json:
             print(json.dumps(figures, ensure_ascii=False, indent=2))

@@ -13,7 +13,7 @@ from relay.errors import EventInvalid
 from relay.ingest.events import build_event
 from relay.ops import shown
 from relay.ops.filters import EVERY, ListFilter
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import Store
 from relay.store import quarantine as held
 
@@ -32,7 +32,7 @@ async def quarantined(store: Store, which: ListFilter = EVERY) -> list[dict[str,
 
 
 async def replay_quarantine(
-    store: Store, runtime: Runtime, ids: list[int] | None, which: ListFilter = EVERY
+    store: Store, running: RunningConfig, ids: list[int] | None, which: ListFilter = EVERY
 ) -> dict[str, Any]:
     """Re-validate held pushes against the current schemas; valid ones become events.
     Every held push is read (a page at a time), not only the first page."""
@@ -44,11 +44,11 @@ async def replay_quarantine(
         found.add(row["id"])
         fields = json.loads(row["fields"])
         try:
-            event = runtime.schemas.validate(row["product"], fields)
+            event = running.schemas.validate(row["product"], fields)
         except EventInvalid as exc:
             still_invalid.append({"id": row["id"], "problems": exc.problems})
             continue
-        record, _ = build_event(runtime.settings, row["product"], event, fields, row["body"],
+        record, _ = build_event(running.settings, row["product"], event, fields, row["body"],
                                 row["content_type"], time.time())
         # Its token was remembered when it was quarantined; that is no reason to refuse it.
         record = replace(record, token_seen=True)

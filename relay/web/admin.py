@@ -9,14 +9,12 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from relay.config import Role
 from relay.ingest.admission import forwarded_client
-from relay.logs import Throttle
 from relay.messages.lifecycle import STATES
 from relay.ops import dead, quarantine, shown
 from relay.ops import events as lookup
@@ -25,10 +23,10 @@ from relay.ops.filters import ListFilter, list_filter
 from relay.store import messages
 from relay.store.lookup import EventFilter
 from relay.web import admin_destinations
-from relay.web.auth import SignInLimit, match_token
+from relay.web.auth import match_token
 from relay.web.forms import Unreadable, read_json
 from relay.web.problems import problem
-from relay.web.state import ADMIN_ENTRY, RUNTIME, STORE, WORKER
+from relay.web.state import ADMIN_ENTRY, GUARD, RUNTIME, STORE, WORKER
 
 log = logging.getLogger("relay.admin")
 
@@ -43,28 +41,6 @@ def bearer(header: str) -> bytes | None:
     if scheme.lower() != "bearer" or not credentials.strip():
         return None
     return credentials.strip().encode("utf-8", "surrogateescape")
-
-
-@dataclass
-class Guard:
-    """Wrong bearer tokens per client address (429 past the limit, as the console's
-    sign-in), and the throttle of the lines they log."""
-
-    limit: SignInLimit = field(default_factory=SignInLimit)
-    lines: Throttle = field(default_factory=Throttle)
-
-    def note(self, kind: str, address: str) -> None:
-        """One warning per kind every 10 s, with the count it speaks for."""
-        count = self.lines.let(kind, time.monotonic())
-        if count is None:
-            return
-        what = {"wrong_token": "wrong bearer token", "limited": "answered 429 (too many "
-                "wrong bearer tokens)"}[kind]
-        log.warning("admin API: %s from %s (%d in the last 10s)", what, address, count,
-                    extra={"error": kind, "client": address, "count": count})
-
-
-GUARD = web.AppKey("admin_guard", Guard)
 
 
 def _limited(wait: float) -> web.Response:
@@ -83,7 +59,7 @@ def admin(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def guarded(request: web.Request) -> web.Response:
-        settings = request.app[RUNTIME].settings
+        settings = request.app[RUNTIME].current.settings
         tokens = settings.admin_tokens
         if not tokens:
             return problem(404, "not_found",
@@ -114,13 +90,13 @@ def admin(handler: Handler) -> Handler:
 def _list_filter(request: web.Request, ids: list[int] | None = None) -> ListFilter:
     """The query's filters of a dead-letter or quarantine list (SPEC 21); a 400 naming the
     first bad one, or filters beside ids (a filter chooses with ``{"all": true}``)."""
-    runtime = request.app[RUNTIME]
+    running = request.app[RUNTIME].current
     unknown = sorted(set(request.query) - set(FILTER_NAMES))
     try:
         if unknown:
             raise ValueError(f"{unknown[0]}: not a filter (use {', '.join(FILTER_NAMES)})")
-        which = list_filter(dict(request.query), known_events={e for _, e in runtime.schemas},
-                            destinations=runtime.settings.destinations())
+        which = list_filter(dict(request.query), known_events={e for _, e in running.schemas},
+                            destinations=running.settings.destinations())
     except ValueError as exc:
         raise _bad_request([str(exc)]) from None
     if ids is not None and which.active:
@@ -177,7 +153,7 @@ def _answer(result: dict[str, Any], noun: str) -> web.Response:
 @admin
 async def admin_dead_replay(request: web.Request) -> web.Response:
     ids = await _ids_or_all(request)
-    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].settings, ids,
+    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].current.settings, ids,
                                     _list_filter(request, ids))
     request.app[WORKER].wake()
     return _answer(result, "dead letter")
@@ -186,8 +162,8 @@ async def admin_dead_replay(request: web.Request) -> web.Response:
 @admin
 async def admin_quarantine_replay(request: web.Request) -> web.Response:
     ids = await _ids_or_all(request)
-    result = await quarantine.replay_quarantine(request.app[STORE], request.app[RUNTIME], ids,
-                                                _list_filter(request, ids))
+    result = await quarantine.replay_quarantine(request.app[STORE], request.app[RUNTIME].current,
+                                                ids, _list_filter(request, ids))
     request.app[WORKER].wake()
     return _answer(result, "quarantined push")
 
@@ -242,7 +218,7 @@ def _page_query(request: web.Request, now: float) -> tuple[EventFilter, int, str
             named = str(exc).startswith(f"{name}:")
             raise ValueError(str(exc) if named else f"{name}: {exc}") from None
     options: dict[str, Any] = {name: query.get(name) for name in FILTERS}
-    options["known_events"] = {e for _, e in request.app[RUNTIME].schemas}
+    options["known_events"] = {e for _, e in request.app[RUNTIME].current.schemas}
     which = lookup.event_filter(now=now, **options)
     limit = int(_digits("limit", query.get("limit", str(lookup.DEFAULT_LIMIT)),
                         "a whole number of events"))
@@ -294,7 +270,7 @@ async def admin_event_replay(request: web.Request) -> web.Response:
     found = await _event(request)
     if found is None:
         return _no_event(request.match_info["key"])
-    result = await lookup.replay_events(request.app[STORE], request.app[RUNTIME].settings,
+    result = await lookup.replay_events(request.app[STORE], request.app[RUNTIME].current.settings,
                                         [found["id"]])
     if result["missing"]:  # pruned by retention since it was read
         return _no_event(request.match_info["key"])

@@ -20,7 +20,7 @@ MAX_REASON = 500
 
 
 async def listing(request: web.Request) -> web.Response:
-    rows = await destinations.listing(request.app[STORE], request.app[RUNTIME].settings,
+    rows = await destinations.listing(request.app[STORE], request.app[RUNTIME].current.settings,
                                       time.time(), request.app[WORKER].health)
     return web.json_response({"destinations": rows})
 
@@ -50,7 +50,7 @@ async def act(request: web.Request, verb: str, by: str | None) -> web.Response:
     """Pause, resume or retry the destination named in the path; what the console's form
     and the admin API both do."""
     name = request.match_info["name"]
-    store, settings, worker = request.app[STORE], request.app[RUNTIME].settings, \
+    store, settings, worker = request.app[STORE], request.app[RUNTIME].current.settings, \
         request.app[WORKER]
     now = time.time()
     try:

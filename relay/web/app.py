@@ -1,4 +1,4 @@
-"""``create_app(runtime)``: the aiohttp application, its routes, and one lifetime per part
+"""``create_app(config)``: the aiohttp application, its routes, and one lifetime per part
 (store, worker, config watcher, retention job, SIGHUP), started in that order and stopped
 in the reverse one."""
 
@@ -25,12 +25,12 @@ from relay.delivery.worker import Worker
 from relay.messages.follower import POLL_S, MessageFollower
 from relay.metrics import Metrics
 from relay.redact import redact_text, redact_url
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig, Runtime
 from relay.store import Store, StoreUnavailable, deliveries, open_store
-from relay.web import admin, console, headers, listeners
+from relay.web import admin, auth, console, headers, listeners
 from relay.web.problems import not_allowed, problem
 from relay.web.reading import bounded
-from relay.web.state import BUDGET, MESSAGE_POLL, METRICS, RUNTIME, STORE, WORKER
+from relay.web.state import BUDGET, GUARD, MESSAGE_POLL, METRICS, RUNTIME, STORE, WORKER
 from relay.web.subhook import Ingest
 
 log = logging.getLogger("relay.app")
@@ -61,16 +61,16 @@ async def readyz(request: web.Request) -> web.Response:
     except StoreUnavailable as exc:
         # The store's own words may name files, hosts or users: they go to the log only.
         log.error("readyz: store unavailable: %s",
-                  redact_text(str(exc), request.app[RUNTIME].settings.store))
+                  redact_text(str(exc), request.app[RUNTIME].current.settings.store))
         return problem(503, "store_unavailable", ["the store cannot be reached; see the log"])
     return web.json_response({"status": "ready", "config_generation":
-                              request.app[RUNTIME].generation})
+                              request.app[RUNTIME].current.generation})
 
 
 async def metrics(request: web.Request) -> web.Response:
     gauges = await deliveries.gauges(request.app[STORE])
     worker = request.app[WORKER]
-    names = request.app[RUNTIME].settings.destinations()
+    names = request.app[RUNTIME].current.settings.destinations()
     up = {name: worker.health.up(name) for name in names}
     states = {name: worker.health.state(name).value for name in names}
     body = request.app[METRICS].render(gauges, up, time.time(), states)
@@ -86,27 +86,27 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler) ->
         app.router.add_route(method, path, bounded(handler))
 
 
-def create_app(runtime: Runtime, store: Store | None = None, *,
+def create_app(config: RunningConfig, store: Store | None = None, *,
                message_poll: float = POLL_S) -> web.Application:
-    """The relay as an aiohttp app; the store opens and the worker starts on startup.
-    ``message_poll``: the message follower's wait once caught up."""
-    settings = runtime.settings
+    """The relay serving ``config`` (reloaded as app[RUNTIME], each reload counted in its
+    metrics); the store opens and the worker starts on startup. ``message_poll``: the
+    message follower's wait once caught up."""
+    settings = config.settings
     middlewares = [] if settings.admin_listen is None else [listeners.split(
         settings.admin_listen)]
     app = web.Application(client_max_size=settings.limits.max_body_size,
                           middlewares=middlewares)
-    app[RUNTIME] = runtime
-    app[STORE] = store or open_store(settings.store)
     app[METRICS] = Metrics()
+    app[RUNTIME] = runtime = Runtime(config, on_reload=app[METRICS].config_reloaded)
+    app[STORE] = store or open_store(settings.store)
     app[BUDGET] = Budget()
     app[MESSAGE_POLL] = message_poll
     app.on_response_prepare.append(headers.on_prepare)
-    runtime.on_reload = app[METRICS].config_reloaded
-    worker = Worker(app[STORE], lambda: runtime.settings,
+    worker = Worker(app[STORE], lambda: runtime.current.settings,
                     owner=f"{socket.gethostname()}:{os.getpid()}:{id(app)}",
-                    metrics=app[METRICS], alerter=Alerter(lambda: runtime.settings.alerts))
+                    metrics=app[METRICS], alerter=Alerter(lambda: runtime.current.settings.alerts))
     app[WORKER] = worker
-    app[admin.GUARD] = admin.Guard()
+    app[GUARD] = auth.Guard()
     ingest = Ingest(runtime, app[STORE], app[METRICS], worker.wake, budget=app[BUDGET])
     for method, path, handler in (
         ("GET", "/healthz", healthz), ("GET", "/readyz", readyz), ("GET", "/metrics", metrics),
@@ -124,7 +124,7 @@ def create_app(runtime: Runtime, store: Store | None = None, *,
 
 async def _store(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].open()
-    _log_start(app[RUNTIME].settings)
+    _log_start(app[RUNTIME].current.settings)
     try:
         yield
     finally:

@@ -1,5 +1,6 @@
 """Who is asking (SPEC 13): admin tokens compared in constant time, console sessions in a
-signed cookie, CSRF tokens, and a limit on sign-in attempts.
+signed cookie, CSRF tokens, and a limit on sign-in attempts (the console's and, in Guard,
+the admin API's bearer tokens).
 
 A session is a cookie the relay signs with a key derived from the configured admin tokens:
 it needs no server-side store (several instances on PostgreSQL accept each other's
@@ -15,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from collections import deque
@@ -22,6 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from relay.config import AdminToken, Role
+from relay.logs import Throttle
+
+#: the admin API's lines (Guard): its refusals are the admin API's, not the console's
+admin_log = logging.getLogger("relay.admin")
 
 COOKIE = "relay_console"
 #: How long a session lasts from sign-in.
@@ -151,3 +157,22 @@ class SignInLimit:
         if wait is None:
             self.count(address, now)
         return wait
+
+
+@dataclass
+class Guard:
+    """Wrong bearer tokens per client address (429 past the limit, as the console's
+    sign-in), and the throttle of the lines they log."""
+
+    limit: SignInLimit = field(default_factory=SignInLimit)
+    lines: Throttle = field(default_factory=Throttle)
+
+    def note(self, kind: str, address: str) -> None:
+        """One warning per kind every 10 s, with the count it speaks for."""
+        count = self.lines.let(kind, time.monotonic())
+        if count is None:
+            return
+        what = {"wrong_token": "wrong bearer token", "limited": "answered 429 (too many "
+                "wrong bearer tokens)"}[kind]
+        admin_log.warning("admin API: %s from %s (%d in the last 10s)", what, address, count,
+                    extra={"error": kind, "client": address, "count": count})

@@ -77,7 +77,7 @@ def bounded(handler: Handler) -> Handler:
 
     async def read_first(request: web.Request) -> web.StreamResponse:
         if request.can_read_body:
-            limits = request.app[RUNTIME].settings.limits
+            limits = request.app[RUNTIME].current.settings.limits
             try:
                 body = await read_body(request, limits.max_body_size, limits.read_timeout,
                                        request.app[BUDGET], limits.max_buffered)

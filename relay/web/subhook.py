@@ -64,7 +64,8 @@ class Ingest:
     async def handle(self, request: web.Request) -> web.Response:
         started = time.monotonic()
         # One snapshot per request: a reload between two awaits cannot mix configs.
-        settings, schemas = self.runtime.settings, self.runtime.schemas
+        current = self.runtime.current
+        settings, schemas = current.settings, current.schemas
         subhook = settings.subhook_for(request.path)
         if subhook is None:
             return problem(404, "not_found", [f"no such path: {request.path}"])

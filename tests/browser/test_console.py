@@ -4,10 +4,9 @@ any page; a screenshot of each page at 1280 px and at a phone's width."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,26 @@ import aiohttp
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from conftest import eventually
 from playwright.async_api import Browser, Page, expect
 
 from relay.ingest.signature import sign
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.web.app import create_app
+
+
+async def reloading(page: Page, shown: Callable[[], Awaitable[bool]], what: str,
+                    within: float = 10.0, every: float = 0.2) -> None:
+    """Wait until ``shown()`` holds of the page, loading it again between looks (what it
+    shows is made in the background: by the worker, the message follower)."""
+
+    async def look() -> bool:
+        if await shown():
+            return True
+        await page.reload()
+        return False
+
+    await eventually(look, within, what, every)
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 KEY = "browser-sms-key"
@@ -69,7 +83,7 @@ async def relay(tmp_path: Path) -> AsyncIterator[Relay]:
             "admin:\n  tokens:\n"
             f"    - {{name: vera, token: {VIEWER}, role: viewer}}\n"
             f"    - {{name: otto, token: {OPERATOR}, role: operator}}\n", encoding="utf-8")
-        app = create_app(Runtime.load(config))
+        app = create_app(RunningConfig.load(config))
         async with TestServer(app, host="127.0.0.1") as server:
             holder["relay"] = Relay(str(server.make_url("")).rstrip("/"), app)
             yield holder["relay"]
@@ -99,7 +113,7 @@ async def test_find_open_replay_as_operator_and_see_the_new_attempt(
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("138****5678")
     await no_full_phone(page)
-    await rows.first.get_by_role("link").first.click()  # the event's id (then its send_id)
+    await rows.first.get_by_role("link").first.click()  # its id; the second: its send_id
     await expect(page.get_by_role("heading", name="Deliveries")).to_be_visible()
     attempts = page.locator("tr.attempt")
     await expect(attempts).to_have_count(1, timeout=10_000)  # the first attempt: 410
@@ -108,11 +122,10 @@ async def test_find_open_replay_as_operator_and_see_the_new_attempt(
     relay.answer = 200
     await page.get_by_role("button", name="Replay to every destination").click()
     await expect(page.get_by_role("status")).to_contain_text("replayed")
-    for _ in range(50):  # the worker delivers in the background: reload until it shows
-        if await page.locator("tr.attempt").count() == 2:
-            break
-        await asyncio.sleep(0.2)
-        await page.reload()
+    async def both_attempts() -> bool:  # the worker delivers in the background
+        return await page.locator("tr.attempt").count() == 2
+
+    await reloading(page, both_attempts, "the replayed attempt on the event page")
     await expect(page.locator("tr.attempt")).to_have_count(2)
     await expect(page.locator("tr.attempt").nth(1)).to_contain_text("(replay 1)")
     await expect(page.locator("tr.attempt").nth(1)).to_contain_text("200")
@@ -136,11 +149,11 @@ async def test_a_viewer_sees_every_page_masked_and_cannot_replay(
             await page.screenshot(path=str(shot), full_page=True)
             shots.append(shot)
         await page.goto(relay.base + "/console/messages")
-        for _ in range(50):  # the record is derived within a second of the push
-            if await page.locator(".message-chart canvas").count():
-                break
-            await asyncio.sleep(0.2)
-            await page.reload()
+
+        async def charted(page: Page = page) -> bool:  # derived within a second of the push
+            return bool(await page.locator(".message-chart canvas").count())
+
+        await reloading(page, charted, "the message chart")
         await expect(page.locator(".message-chart canvas")).to_have_count(1)
         await expect(page.locator("article header")).to_contain_text("100.0 % delivered")
         await page.goto(relay.base + "/console/events?send_id=order-3")
@@ -186,11 +199,11 @@ async def test_every_page_works_under_the_content_security_policy(
         response = await page.goto(relay.base + path)
         assert response is not None and response.status == 200, path
         assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
-    for _ in range(50):  # the worker makes the dead letter in the background
-        await page.goto(relay.base + "/console/dead")
-        if await page.get_by_role("button", name=re.compile("Discard all")).count():
-            break
-        await asyncio.sleep(0.2)
+    async def listed() -> bool:  # the worker makes the dead letter in the background
+        return bool(await page.get_by_role("button", name=re.compile("Discard all")).count())
+
+    await page.goto(relay.base + "/console/dead")
+    await reloading(page, listed, "the dead letter's bulk actions")
     await page.get_by_role("button", name=re.compile("Discard all")).click()
     await expect(page).to_have_url(re.compile(r".*/console/dead$"))
     assert asked and asked[0].startswith("Discard all"), asked

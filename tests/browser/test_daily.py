@@ -12,10 +12,10 @@ from pathlib import Path
 import aiohttp
 from playwright.async_api import Browser, Dialog, Page, expect
 
-from browser.test_console import KEY, OPERATOR, Relay, relay, sign_in
+from browser.test_console import KEY, OPERATOR, Relay, relay, reloading, sign_in
 from relay.ingest.signature import sign
-from relay.web.console.traffic import Totals
-from relay.web.console.views import TRAFFIC
+from relay.web.state import TRAFFIC
+from relay.web.traffic import Totals
 
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
 _ = relay  # the fixture, imported to be used here
@@ -60,11 +60,11 @@ async def chart(page: Page, name: str, within: float = 10.0) -> None:
     """Wait for the page to have drawn chart ``name``, reloading (its data may follow a
     moment later). Polled from here: Playwright's own polling evaluates strings, which
     the console's CSP (rightly) refuses."""
-    deadline = time.monotonic() + within
-    while not await page.evaluate(f"!!(window.relayCharts && window.relayCharts[{name!r}])"):
-        assert time.monotonic() < deadline, f"no chart {name} on {page.url}"
-        await page.wait_for_timeout(250)
-        await page.reload()
+    async def drawn() -> bool:
+        return bool(await page.evaluate(
+            f"!!(window.relayCharts && window.relayCharts[{name!r}])"))
+
+    await reloading(page, drawn, f"chart {name} on {page.url}", within, 0.25)
 
 
 async def x_range(page: Page, name: str) -> tuple[float, float]:
@@ -175,14 +175,12 @@ async def test_a_filtered_bulk_replay_as_operator(relay: Relay, page: Page) -> N
             session.post(f"{relay.base}/subhook/sms", data=fields) as response:
         assert response.status == 200
     await sign_in(page, relay.base, OPERATOR)
-    deadline = time.monotonic() + 10
-    while True:  # both dead letters (the service answers 410)
-        await page.goto(f"{relay.base}/console/dead")
-        if await page.get_by_role("link", name="sms/dropped").count() and \
-                await page.get_by_role("link", name="sms/delivered").count():
-            break
-        assert time.monotonic() < deadline, "the dead letters never showed"
-        await page.wait_for_timeout(200)
+    async def both_dead() -> bool:  # the service answers 410
+        return bool(await page.get_by_role("link", name="sms/dropped").count()
+                    and await page.get_by_role("link", name="sms/delivered").count())
+
+    await page.goto(f"{relay.base}/console/dead")
+    await reloading(page, both_dead, "both dead letters")
     await page.get_by_label("event").fill("dropped")
     await page.get_by_role("button", name="Filter").click()
     await expect(page.get_by_role("link", name="sms/delivered")).to_have_count(0)

@@ -46,7 +46,7 @@ from relayproc import (
 
 from relay.delivery.client import ANSWER_READ_LIMIT, new_client, send
 from relay.routing import Destination
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig
 from relay.store import ClaimedDelivery
 from relay.web.app import create_app
 from relay.web.state import STORE
@@ -116,7 +116,7 @@ def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Threaded]:
     async def start() -> None:
         sink = web.Application()
         sink.router.add_post("/hook", record)
-        for app, port in ((sink, sink_port), (create_app(Runtime.load(config)), relay_port)):
+        for app, port in ((sink, sink_port), (create_app(RunningConfig.load(config)), relay_port)):
             runner = web.AppRunner(app, handler_cancellation=False)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", port).start()

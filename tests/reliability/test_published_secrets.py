@@ -15,7 +15,7 @@ from conftest import ROOT, signed
 from relayproc import Relay, free_port, subhooks_yaml
 
 from relay.config.placeholders import PUBLISHED, is_loopback, published_in_use
-from relay.runtime import Runtime
+from relay.runtime import RunningConfig, Runtime
 
 EXAMPLE = ROOT / "config.example.yaml"
 #: The variables config.example.yaml sets a secret with (keys and destination secrets).
@@ -90,7 +90,7 @@ def test_a_reload_cannot_bring_a_published_secret_onto_a_public_address(
     config = tmp_path / "relay.yaml"
     base = f"store: sqlite:///{tmp_path / 'relay.db'}\nsubhooks:\n{subhooks_yaml()}\n"
     config.write_text("listen: 0.0.0.0:8080\n" + base + "routes: []\n", encoding="utf-8")
-    runtime = Runtime.load(config)
+    runtime = Runtime(RunningConfig.load(config))
     published = ("routes:\n  - name: r\n    destinations:\n      - {name: svc, url: "
                  "'http://127.0.0.1:9/x', secret: "
                  "'${SVC_SECRET:-whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}'}\n"
@@ -98,8 +98,8 @@ def test_a_reload_cannot_bring_a_published_secret_onto_a_public_address(
                  "role: viewer}\n")
     config.write_text("listen: 0.0.0.0:8080\n" + base + published, encoding="utf-8")
     assert runtime.reload() is False
-    assert runtime.settings.routes == ()
-    settings = Runtime.load(config).settings
+    assert runtime.current.settings.routes == ()
+    settings = RunningConfig.load(config).settings
     named = "is a published placeholder of config.example.yaml"
     assert published_in_use(settings, config.read_text(encoding="utf-8")) == [
         f"the secret of destination svc (routes[0].destinations[0].secret) {named}: set "
@@ -110,7 +110,7 @@ def test_a_reload_cannot_bring_a_published_secret_onto_a_public_address(
         f"the admin token of ann {named}: set your own in the config or its variable "
         "(config.example.yaml sets it with SUBHOOK_SMS_KEY)")
     config.write_text("listen: 127.0.0.1:8080\n" + base + "routes: []\n", encoding="utf-8")
-    loopback = Runtime.load(config)
+    loopback = Runtime(RunningConfig.load(config))
     config.write_text("listen: 127.0.0.1:8080\n" + base + published, encoding="utf-8")
     assert loopback.reload() is True
 

@@ -20,8 +20,8 @@ from aiohttp import web
 from relay import times
 from relay.web import auth
 from relay.web.console import actions, views
-from relay.web.console.traffic import SAMPLE_S, Traffic
-from relay.web.state import METRICS
+from relay.web.state import METRICS, SIGN_IN_LIMIT, SIGNED_OUT, TRAFFIC
+from relay.web.traffic import SAMPLE_S, Traffic
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -89,9 +89,9 @@ def setup(app: web.Application,
         app, loader=jinja2.PackageLoader("relay.web", "templates"), autoescape=True)
     environment.filters.update(local=times.local, ago=_ago, stamp=_stamp, when=_when)
     environment.globals["static"] = _static_url
-    app[views.TRAFFIC] = Traffic()
-    app[views.SIGNED_OUT] = {}
-    app[actions.SIGN_IN_LIMIT] = auth.SignInLimit()
+    app[TRAFFIC] = Traffic()
+    app[SIGNED_OUT] = {}
+    app[SIGN_IN_LIMIT] = auth.SignInLimit()
     for method, path, handler in ROUTES:
         add_route(app, method, path, handler)
     app.router.add_get("/console", _to_console)
@@ -107,5 +107,5 @@ async def _to_console(request: web.Request) -> web.StreamResponse:
 async def sample_traffic(app: web.Application) -> None:
     """A sample of the counters every SAMPLE_S for the overview's chart (app.py runs it)."""
     while True:
-        app[views.TRAFFIC].sample(app[METRICS])
+        app[TRAFFIC].sample(app[METRICS])
         await asyncio.sleep(SAMPLE_S)

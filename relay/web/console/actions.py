@@ -23,13 +23,11 @@ from relay.ops import events as lookup
 from relay.ops.filters import EVERY, ListFilter, list_filter
 from relay.store import sessions
 from relay.web import auth
-from relay.web.console.views import SIGNED_OUT, error_page, session_of
+from relay.web.console.views import error_page, session_of
 from relay.web.forms import Unreadable, parse_url, read_form
-from relay.web.state import RUNTIME, STORE, WORKER
+from relay.web.state import RUNTIME, SIGN_IN_LIMIT, SIGNED_OUT, STORE, WORKER
 
 log = logging.getLogger("relay.console")
-
-SIGN_IN_LIMIT = web.AppKey("console_sign_in_limit", auth.SignInLimit)
 
 Action = Callable[[web.Request, auth.Session, dict[str, Any]], Awaitable[str]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,7 +45,7 @@ def _back_to(target: str | None, default: str = "/console/") -> str:
 
 
 async def sign_in_page(request: web.Request) -> web.StreamResponse:
-    if not request.app[RUNTIME].settings.admin_tokens:
+    if not request.app[RUNTIME].current.settings.admin_tokens:
         raise web.HTTPNotFound(text="the console is off: no admin.tokens configured")
     return aiohttp_jinja2.render_template("console/signin.html", request, {
         "title": "Sign in", "next": _back_to(request.query.get("next")), "problem": None,
@@ -55,7 +53,7 @@ async def sign_in_page(request: web.Request) -> web.StreamResponse:
 
 
 async def sign_in(request: web.Request) -> web.StreamResponse:
-    settings = request.app[RUNTIME].settings
+    settings = request.app[RUNTIME].current.settings
     if not settings.admin_tokens:
         raise web.HTTPNotFound(text="the console is off: no admin.tokens configured")
     address = forwarded_client(request.remote, request.headers.getall("X-Forwarded-For", ()),
@@ -109,7 +107,7 @@ def action(*, operator: bool) -> Callable[[Action], Handler]:
                 form = dict(await read_form(request))
             except Unreadable as exc:
                 raise web.HTTPBadRequest(text=str(exc)) from None
-            tokens = request.app[RUNTIME].settings.admin_tokens
+            tokens = request.app[RUNTIME].current.settings.admin_tokens
             if not auth.csrf_ok(session, tokens, str(form.get("csrf", "")) or None):
                 raise web.HTTPForbidden(text="missing or wrong CSRF token; reload the page")
             if operator and not session.may_act:
@@ -154,10 +152,10 @@ def _filter(request: web.Request, ids: list[int] | None) -> ListFilter:
     "all" takes the rows it shows (ids chosen by hand are taken as they are)."""
     if ids is not None:
         return EVERY
-    runtime = request.app[RUNTIME]
+    running = request.app[RUNTIME].current
     try:
-        return list_filter(dict(request.query), known_events={e for _, e in runtime.schemas},
-                           destinations=runtime.settings.destinations())
+        return list_filter(dict(request.query), known_events={e for _, e in running.schemas},
+                           destinations=running.settings.destinations())
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
 
@@ -173,7 +171,7 @@ async def replay_event(request: web.Request, session: auth.Session,
     key = lookup.event_key(request.match_info["key"])
     if not isinstance(key, int):
         raise web.HTTPNotFound(text="no such event")
-    result = await lookup.replay_events(request.app[STORE], request.app[RUNTIME].settings,
+    result = await lookup.replay_events(request.app[STORE], request.app[RUNTIME].current.settings,
                                         [key])
     if result["missing"]:
         raise web.HTTPNotFound(text="no such event")
@@ -189,7 +187,7 @@ async def destination_act(request: web.Request, session: auth.Session,
     if verb not in ("pause", "resume", "retry"):
         raise web.HTTPNotFound(text=f"no such action: {verb}")
     name = request.match_info["name"]
-    settings, store, now = request.app[RUNTIME].settings, request.app[STORE], time.time()
+    settings, store, now = request.app[RUNTIME].current.settings, request.app[STORE], time.time()
     reason = str(form.get("reason", "")).strip()[:500] or None
     try:
         if verb == "pause":
@@ -208,49 +206,54 @@ async def destination_act(request: web.Request, session: auth.Session,
     return f"/console/destinations?done={quote_plus(name)}+{done}"
 
 
+def _chosen(request: web.Request, form: dict[str, Any]) -> tuple[list[int] | None, ListFilter]:
+    """The ids a bulk action takes (None: all), and the list filter "all" means."""
+    ids = _ids(request, form)
+    return ids, _filter(request, ids)
+
+
+def _done(session: auth.Session, page: str, which: ListFilter, verb: str, count: int,
+          noun: str, more: str = "") -> str:
+    """Logged, and the list again saying so."""
+    log.info("console: %s %s %d %s", session.name, verb, count, noun)
+    return _back(page, which, f"{verb} {count}{more}")
+
+
 @action(operator=True)
 async def dead_replay(request: web.Request, session: auth.Session,
                       form: dict[str, Any]) -> str:
-    ids = _ids(request, form)
-    which = _filter(request, ids)
-    result = await dead.replay_dead(request.app[STORE], request.app[RUNTIME].settings, ids,
-                                    which)
-    log.info("console: %s replayed %d dead letter(s)", session.name, result["replayed"])
-    return _back("/console/dead", which, f"replayed {result['replayed']}")
+    ids, which = _chosen(request, form)
+    settings = request.app[RUNTIME].current.settings
+    result = await dead.replay_dead(request.app[STORE], settings, ids, which)
+    return _done(session, "/console/dead", which, "replayed", result["replayed"],
+                 "dead letter(s)")
 
 
 @action(operator=True)
 async def dead_discard(request: web.Request, session: auth.Session,
                        form: dict[str, Any]) -> str:
-    ids = _ids(request, form)
-    which = _filter(request, ids)
+    ids, which = _chosen(request, form)
     result = await dead.discard_dead(request.app[STORE], ids, which)
-    log.info("console: %s discarded %d dead letter(s)", session.name,
-             len(result["discarded"]))
-    return _back("/console/dead", which, f"discarded {len(result['discarded'])}")
+    return _done(session, "/console/dead", which, "discarded", len(result["discarded"]),
+                 "dead letter(s)")
 
 
 @action(operator=True)
 async def quarantine_replay(request: web.Request, session: auth.Session,
                             form: dict[str, Any]) -> str:
-    ids = _ids(request, form)
-    which = _filter(request, ids)
-    result = await quarantine.replay_quarantine(request.app[STORE], request.app[RUNTIME], ids,
-                                                which)
-    log.info("console: %s replayed %d quarantined push(es)", session.name,
-             len(result["replayed"]))
+    ids, which = _chosen(request, form)
+    result = await quarantine.replay_quarantine(request.app[STORE],
+                                                request.app[RUNTIME].current, ids, which)
     still = len(result["still_invalid"])
     invalid = f", {still} still invalid (the schemas refuse them as before)" if still else ""
-    return _back("/console/quarantine", which,
-                 f"replayed {len(result['replayed'])}{invalid}")
+    return _done(session, "/console/quarantine", which, "replayed", len(result["replayed"]),
+                 "quarantined push(es)", invalid)
 
 
 @action(operator=True)
 async def quarantine_discard(request: web.Request, session: auth.Session,
                              form: dict[str, Any]) -> str:
-    ids = _ids(request, form)
-    which = _filter(request, ids)
+    ids, which = _chosen(request, form)
     result = await quarantine.discard_quarantine(request.app[STORE], ids, which)
-    log.info("console: %s discarded %d quarantined push(es)", session.name,
-             len(result["discarded"]))
-    return _back("/console/quarantine", which, f"discarded {len(result['discarded'])}")
+    return _done(session, "/console/quarantine", which, "discarded",
+                 len(result["discarded"]), "quarantined push(es)")

@@ -32,13 +32,9 @@ from relay.store import deliveries, sessions
 from relay.store import messages as message_records
 from relay.store.base import DeliveryState
 from relay.web import auth
-from relay.web.console.traffic import Totals, Traffic, destination_figures
 from relay.web.forms import parse_url
-from relay.web.state import METRICS, RUNTIME, STORE, WORKER
-
-TRAFFIC = web.AppKey("console_traffic", Traffic)
-#: Sessions signed out on this instance (nonce -> expiry): refused until they expire.
-SIGNED_OUT = web.AppKey("console_signed_out", dict[str, float])
+from relay.web.state import METRICS, RUNTIME, SIGNED_OUT, STORE, TRAFFIC, WORKER
+from relay.web.traffic import Totals, destination_figures
 
 Page = Callable[[web.Request, auth.Session], Awaitable[dict[str, Any]]]
 DAY = 86400.0
@@ -49,7 +45,7 @@ async def session_of(request: web.Request) -> auth.Session | None:
     """The request's console session, unless it was signed out: by this relay (remembered
     here) or by any relay on the store, before or after a restart (SPEC 18)."""
     session = auth.read_session(request.cookies.get(auth.COOKIE),
-                                request.app[RUNTIME].settings.admin_tokens)
+                                request.app[RUNTIME].current.settings.admin_tokens)
     if session is None or session.nonce in request.app[SIGNED_OUT]:
         return None
     if await sessions.is_signed_out(request.app[STORE], session.nonce):
@@ -99,7 +95,7 @@ def page(template: str) -> Callable[[Page], Handler]:
             except web.HTTPException as error:
                 return error_page(request, error)
             context.update(session=session, csrf=auth.csrf_token(
-                session, request.app[RUNTIME].settings.admin_tokens), path=request.path,
+                session, request.app[RUNTIME].current.settings.admin_tokens), path=request.path,
                 request=request)
             response = aiohttp_jinja2.render_template(template, request, context)
             response.headers["Cache-Control"] = "no-store"
@@ -137,7 +133,7 @@ async def events(request: web.Request, session: auth.Session) -> dict[str, Any]:
     listing: dict[str, Any] = {"events": [], "next_cursor": None}
     try:
         which = lookup.event_filter(
-            **options, known_events={e for _, e in request.app[RUNTIME].schemas})
+            **options, known_events={e for _, e in request.app[RUNTIME].current.schemas})
         listing = await lookup.list_events(request.app[STORE], which, 50,
                                            query.get("cursor") or None)
     except ValueError as exc:
@@ -149,7 +145,7 @@ async def events(request: web.Request, session: auth.Session) -> dict[str, Any]:
     return {"title": "Events", "options": options, "problem": problem,
             "events": listing["events"], "more": more,
             "states": [s.value for s in DeliveryState],
-            "products": sorted({p for p, _ in request.app[RUNTIME].schemas})}
+            "products": sorted({p for p, _ in request.app[RUNTIME].current.schemas})}
 
 
 @page("console/event.html")
@@ -183,10 +179,10 @@ async def quarantine(request: web.Request, session: auth.Session) -> dict[str, A
 
 
 def _list_filter(request: web.Request) -> tuple[ListFilter, str | None]:
-    runtime = request.app[RUNTIME]
+    running = request.app[RUNTIME].current
     try:
-        return list_filter(dict(request.query), known_events={e for _, e in runtime.schemas},
-                           destinations=runtime.settings.destinations()), None
+        return list_filter(dict(request.query), known_events={e for _, e in running.schemas},
+                           destinations=running.settings.destinations()), None
     except ValueError as exc:
         return EVERY, str(exc)
 
@@ -195,17 +191,17 @@ def _filter_context(request: web.Request, which: ListFilter,
                     problem: str | None) -> dict[str, Any]:
     """What a filtered list's page shows besides its rows: the filter form's values and
     choices, the query a bulk action carries, a problem with the filter."""
-    runtime = request.app[RUNTIME]
+    running = request.app[RUNTIME].current
     return {"filters": {n: request.query.get(n, "") for n in FILTER_NAMES},
             "filtered": which.active, "filter_query": urlencode(which.query()),
             "problem": problem, "done": request.query.get("done"),
-            "products": sorted({p for p, _ in runtime.schemas}),
-            "destination_names": sorted(runtime.settings.destinations())}
+            "products": sorted({p for p, _ in running.schemas}),
+            "destination_names": sorted(running.settings.destinations())}
 
 
 @page("console/destinations.html")
 async def destinations(request: web.Request, session: auth.Session) -> dict[str, Any]:
-    settings = request.app[RUNTIME].settings
+    settings = request.app[RUNTIME].current.settings
     listed = await destination_ops.listing(request.app[STORE], settings, time.time(),
                                            request.app[WORKER].health)
     figures = destination_figures(request.app[METRICS], [row["name"] for row in listed])
@@ -240,7 +236,7 @@ async def message(request: web.Request, session: auth.Session) -> dict[str, Any]
 
 @page("console/routes.html")
 async def routes(request: web.Request, session: auth.Session) -> dict[str, Any]:
-    runtime = request.app[RUNTIME]
+    running = request.app[RUNTIME].current
     query = request.query
     verdicts, reached, problem, bodies = None, None, None, None
     if query.get("product") and query.get("event"):
@@ -251,14 +247,14 @@ async def routes(request: web.Request, session: auth.Session) -> dict[str, Any]:
         except ValueError as exc:
             extra, problem = {}, str(exc)
         fields = {"events": query["event"], **({"tag": key.tag} if key.tag else {}), **extra}
-        if key.event not in runtime.schemas.events(key.product):
+        if key.event not in running.schemas.events(key.product):
             problem = f"{key.product} has no event {key.event!r}"
         elif problem is None:
-            verdicts = explain(key, runtime.settings.routes, fields)
-            reached = destinations_for(key, runtime.settings.routes, fields)
+            verdicts = explain(key, running.settings.routes, fields)
+            reached = destinations_for(key, running.settings.routes, fields)
             bodies = {d.name: templates.preview(d, key.product, key.event, fields)
                       for d in reached}
-    products = sorted({p for p, _ in runtime.schemas})
-    return {"title": "Routes", "routes": runtime.settings.routes, "query": dict(query),
+    products = sorted({p for p, _ in running.schemas})
+    return {"title": "Routes", "routes": running.settings.routes, "query": dict(query),
             "verdicts": verdicts, "reached": reached, "problem": problem,
             "products": products, "bodies": bodies}

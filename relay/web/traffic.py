@@ -1,4 +1,4 @@
-"""What the console's overview draws: the relay's counters read from its metrics, and a
+"""What the console's overview draws: the relay's counters asked of its Metrics, and a
 sample of them every ``SAMPLE_S`` kept for an hour, turned into per-minute rates.
 
 The figures are this instance's (as its /metrics are): with several instances on
@@ -13,25 +13,11 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter, Histogram
-
 from relay.delivery.client import Kind
 from relay.metrics import Metrics
 
 SAMPLE_S = 10.0
 KEEP = 360  # an hour of samples
-
-
-def sums(counter: Counter | Histogram, by: str, suffix: str = "_total") -> dict[str, float]:
-    """A metric's samples (those whose name ends with ``suffix``) summed per value of the
-    label ``by``."""
-    found: dict[str, float] = {}
-    for metric in counter.collect():
-        for sample in metric.samples:
-            if sample.name.endswith(suffix):
-                key = sample.labels.get(by, "")
-                found[key] = found.get(key, 0.0) + sample.value
-    return found
 
 
 @dataclass(frozen=True)
@@ -45,11 +31,11 @@ class Totals:
 
     @classmethod
     def read(cls, metrics: Metrics) -> Totals:
-        outcomes = sums(metrics.events, "outcome")
-        attempts = sums(metrics.attempts, "outcome")
+        outcomes = metrics.pushes_by_outcome()
+        attempts = metrics.attempts_by_destination()
         return cls(outcomes.pop("accepted", 0.0), outcomes,
-                   attempts.get(Kind.DELIVERED, 0.0),
-                   sum(v for k, v in attempts.items() if k != Kind.DELIVERED))
+                   sum(v for (_, k), v in attempts.items() if k == Kind.DELIVERED),
+                   sum(v for (_, k), v in attempts.items() if k != Kind.DELIVERED))
 
 
 @dataclass(frozen=True)
@@ -65,18 +51,13 @@ class DestinationFigures:
 
 def destination_figures(metrics: Metrics, names: Iterable[str]) -> dict[str, DestinationFigures]:
     """Per destination since start: attempts, delivered ones, mean attempt duration."""
-    attempts: dict[tuple[str, str], float] = {}
-    for metric in metrics.attempts.collect():
-        for sample in metric.samples:
-            if sample.name.endswith("_total"):
-                key = (sample.labels["destination"], sample.labels["outcome"])
-                attempts[key] = sample.value
-    seconds = sums(metrics.attempt_seconds, "destination", "_sum")
-    counts = sums(metrics.attempt_seconds, "destination", "_count")
+    attempts = metrics.attempts_by_destination()
+    timed = metrics.attempt_time()
     figures = {}
     for name in names:
         total = sum(v for (d, _), v in attempts.items() if d == name)
-        mean = seconds.get(name, 0.0) / counts[name] * 1000 if counts.get(name) else None
+        seconds, count = timed.get(name, (0.0, 0.0))
+        mean = seconds / count * 1000 if count else None
         figures[name] = DestinationFigures(total, attempts.get((name, Kind.DELIVERED), 0.0),
                                            mean)
     return figures
