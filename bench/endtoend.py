@@ -145,26 +145,41 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def end_to_end(events: int, rate: float, rounds: int, tree: Path,
-               profile: Path | None) -> int:
-    relay_us, bare_us, ok = [], [], True
+def measure(events: int, rate: float, rounds: int, tree: Path,
+            profile: Path | None = None, echo: bool = True) -> dict[str, Any]:
+    """``rounds`` rounds, each the bare server then the relay with its own pushes; the
+    medians, each round's figures, and whether every push was answered and delivered."""
+    relay_us, bare_us, runs, ok = [], [], [], True
     for index in range(rounds):
         pushes = generate(events, seed=int(time.time()) * 100 + index)
         bare = bare_round(pushes, rate)
         run = relay_round(pushes, rate, tree, profile if index == 0 else None)
+        run["bare_cpu_us"] = bare
+        runs.append(run)
         relay_us.append(run["cpu_us"])
         bare_us.append(bare)
         ok = ok and run["delivered"] >= run["wanted"] and run["ok"] == events
         threads = ", ".join(f"{name} {us:.1f}" for name, us in sorted(run["threads"].items())
                             if us >= 0.5)
-        print(f"round {index + 1}: relay {run['cpu_us']:.1f} CPU us/event ({threads}); "
-              f"bare {bare:.1f} CPU us/request; {run['ok']}/{events} answered 200, "
-              f"{run['delivered']}/{run['wanted']} delivered in {run['took_s']:.1f} s; "
-              f"peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
-    relay_median, bare_median = statistics.median(relay_us), statistics.median(bare_us)
+        if echo:
+            print(f"round {index + 1}: relay {run['cpu_us']:.1f} CPU us/event ({threads}); "
+                  f"bare {bare:.1f} CPU us/request; {run['ok']}/{events} answered 200, "
+                  f"{run['delivered']}/{run['wanted']} delivered in {run['took_s']:.1f} s; "
+                  f"peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
+    return {"events": events, "rate": rate, "cpu_us": statistics.median(relay_us),
+            "bare_cpu_us": statistics.median(bare_us), "runs_cpu_us": relay_us,
+            "runs_bare_cpu_us": bare_us, "runs": runs, "all_delivered": ok,
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
+
+
+def end_to_end(events: int, rate: float, rounds: int, tree: Path,
+               profile: Path | None) -> int:
+    result = measure(events, rate, rounds, tree, profile)
+    relay_median, bare_median = result["cpu_us"], result["bare_cpu_us"]
     print(f"CPU per event end to end (fan-out 2, SQLite, {rate:g} events/s): "
-          f"{relay_median:.1f} us (runs {' / '.join(f'{u:.0f}' for u in relay_us)}); "
+          f"{relay_median:.1f} us (runs "
+          f"{' / '.join(f'{u:.0f}' for u in result['runs_cpu_us'])}); "
           f"bare aiohttp {bare_median:.1f} us/request (runs "
-          f"{' / '.join(f'{u:.0f}' for u in bare_us)}); "
+          f"{' / '.join(f'{u:.0f}' for u in result['runs_bare_cpu_us'])}); "
           f"ratio {relay_median / bare_median:.1f} x bare")
-    return 0 if ok else 1
+    return 0 if result["all_delivered"] else 1
