@@ -4,8 +4,13 @@
     bash bench/run --smoke    # a few seconds: proves the bench still works, measures nothing
     bash bench/run --only million [--rows N]   # phase 5 alone (a minute or two)
     bash bench/run --only sustained            # phase 4 alone (a minute per rate tried)
+    bash bench/run --only cpu                  # phase 0 alone (about two minutes)
 
-Phases, each on a fresh relay process with the SQLite store and one route fanning every
+Phase 0 is the figure that decides (issue "Performance, third round"): CPU per event end
+to end, fan-out 2, at 2,000 events/s, beside the bare server's CPU per request in the same
+rounds (bench/drain.py --end-to-end, bench/endtoend.py).
+
+Phases 1 to 6, each on a fresh relay process with the SQLite store and one route fanning every
 event out to two sink servers (bench/sink.py, their own process):
 
 1. saturation: wrk cycling pre-built signed pushes, against the bare server then the relay;
@@ -49,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from console_pages import TOKEN as CONSOLE_TOKEN  # noqa: E402
 from console_pages import time_pages  # noqa: E402
+from endtoend import measure as cpu_per_event  # noqa: E402
 from pushes import KEYS, generate, write_wrk_file  # noqa: E402
 
 PY = sys.executable
@@ -541,11 +547,25 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(f"{a:<{width}}  {b:<{second}}  {c}" for a, b, c in rows)
 
 
+def _cpu_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    if "cpu_per_event" not in results:
+        return []
+    cpu = results["cpu_per_event"]
+    spread = " / ".join(f"{us:.0f}" for us in cpu["runs_cpu_us"])
+    bare = " / ".join(f"{us:.0f}" for us in cpu["runs_bare_cpu_us"])
+    return [(f"CPU per event end to end ({cpu['rate']:,.0f}/s, fan-out 2)",
+             f"{cpu['cpu_us']:.0f} us/event (runs {spread})",
+             f"bare aiohttp {cpu['bare_cpu_us']:.0f} us/request (runs {bare}), "
+             f"{cpu['cpu_us'] / cpu['bare_cpu_us']:.1f} x bare (target <= 350 us)"
+             + ("" if cpu["all_delivered"] else "; NOT ALL DELIVERED"))]
+
+
 def _speed_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "saturation" not in results:
-        return _sustained_rows(results)
+        return _cpu_rows(results) + _sustained_rows(results)
     sat = results["saturation"]
-    rows = [("ingest at saturation, bare aiohttp", f"{sat['bare']['rps']:,.0f} req/s",
+    rows = [*_cpu_rows(results),
+            ("ingest at saturation, bare aiohttp", f"{sat['bare']['rps']:,.0f} req/s",
              _cpu(sat["bare"], "request")),
             ("ingest at saturation, relay (fan-out 2)", f"{sat['relay']['rps']:,.0f} req/s",
              f"ratio {sat['ratio']:.2f} x bare (target >= 0.25); "
@@ -613,9 +633,10 @@ def main() -> int:
     parser.add_argument("--scaling", metavar="POSTGRES_URL",
                         help="only compare SQLite with one and two instances on PostgreSQL "
                              "(a server the bench may create databases on)")
-    parser.add_argument("--only", choices=("million", "sustained"),
+    parser.add_argument("--only", choices=("million", "sustained", "cpu"),
                         help="only the million-row phase (ingest and lookups in a big store), "
-                             "or only the sustained end-to-end phase")
+                             "only the sustained end-to-end phase, or only CPU per event "
+                             "end to end beside the bare server")
     parser.add_argument("--rows", type=int, metavar="N",
                         help="delivered rows in the million-row phase's store, two per event "
                              "(default 1,000,000; 2,000 with --smoke)")
@@ -650,6 +671,13 @@ def main() -> int:
             if args.only == "sustained":
                 bench.sustained()
                 return finish(bench, mode, started, mode.name + "-sustained")
+            if args.only in (None, "cpu"):
+                # the figure that decides (issue "Performance, third round")
+                bench.results["cpu_per_event"] = cpu_per_event(
+                    300 if args.smoke else 20_000, 2000, mode.repeats, HERE.parent, echo=False)
+                bench.peak_rss.append(bench.results["cpu_per_event"]["peak_rss_mb"])
+            if args.only == "cpu":
+                return finish(bench, mode, started, mode.name + "-cpu")
             if args.only is None:
                 bench.saturation(pushes_file, events)
                 bench.fixed()

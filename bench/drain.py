@@ -1,12 +1,22 @@
 """What a delivery costs, apart from ingest: a store holding EVENTS events with two pending
 deliveries each (written with the relay's own statements), then a relay with two sink
 servers (bench/sink.py) drains it. Prints the deliveries per second and the relay's CPU
-time per delivery, in all and by thread name (from /proc; "python" is the event loop and
-the store's thread, which Python 3.11 does not name): the delivery side's counterpart of
-bench/saturate's CPU per push, which a busy machine disturbs far less than rates.
+time per delivery, in all and by thread name (from /proc; "loop" is the main thread, the
+event loop's; "python" the store's thread, which Python 3.11 does not name): the delivery
+side's counterpart of bench/saturate's CPU per push, which a busy machine disturbs far
+less than rates.
 
     bench/.venv/bin/python bench/drain.py [--events N] [--tree DIR] [--profile FILE]
                                           [--destination URL]
+    bench/.venv/bin/python bench/drain.py --end-to-end [--events N] [--rate R] [--rounds K]
+
+``--end-to-end`` is the figure that decides (issue "Performance, third round"): N signed
+pushes (bench/pushes.py's mix) sent at R a second (open loop) to a relay with an empty
+store and one route fanning each event out to the two sinks, the relay's CPU (all threads,
+from /proc) counted from before the first push until all 2N deliveries have arrived and
+divided by N: ingest and deliveries together. In the same round the same N pushes go to
+the bare aiohttp server (bench/bare.py), whose CPU per request is printed beside it. K
+rounds, each with its own pushes, and their medians.
 
 ``--destination`` sends both deliveries of each event to that URL instead of the sinks: a
 broker (nats://, amqp://, redis://; bench/brokers.py makes its stream or queue), counted in
@@ -85,7 +95,7 @@ def thread_cpu(pid: int) -> dict[str, float]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
-            name = (task / "comm").read_text().strip()
+            name = "loop" if task.name == str(pid) else (task / "comm").read_text().strip()
         except OSError:  # the thread ended meanwhile
             continue
         seconds[name] = seconds.get(name, 0.0) + (int(stat[11]) + int(stat[12])) / tick
@@ -100,13 +110,25 @@ def delivered(port: int) -> int:
         return 0
 
 
-def main() -> int:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--tree", type=Path, default=HERE.parent)
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--destination", help="a broker URL both deliveries go to")
-    args = parser.parse_args()
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="push EVENTS events at RATE and count CPU per event until "
+                             "every delivery has arrived, beside the bare server")
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = arguments()
+    if args.end_to_end:
+        from endtoend import end_to_end
+        return end_to_end(args.events, args.rate, args.rounds, args.tree, args.profile)
     work = Path(tempfile.mkdtemp())
     db = work / "relay.db"
     fill(db, args.events)

@@ -3,7 +3,8 @@
 A retry is data: each delivery row carries its attempt count, next attempt time, expiry
 and lease. The dispatcher claims rows per destination, never more than the destination's
 ``max_in_flight`` free slots, so a slow or dead service holds only its own slots and never
-delays the others. ``decide`` is pure; ``Worker`` only applies it.
+delays the others. ``decide`` is pure (relay/delivery/settle.py, with the writing of attempt
+records in groups); ``Worker`` only applies it.
 
 A destination's bad day (SPEC 17) is decided apart and applied here: its breaker
 (relay/breaker.py, kept in ``health``) and an operator's pause (read from the store every
@@ -23,13 +24,13 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 
 from relay.config import Settings
-from relay.constants import CONTROL_POLL_S, DEFAULT_INSTANCE_DEAD_AFTER_S, STORED_ANSWER_BYTES
+from relay.constants import CONTROL_POLL_S, DEFAULT_INSTANCE_DEAD_AFTER_S
 from relay.delivery.alerts import Alerter
-from relay.delivery.backoff import next_attempt
 from relay.delivery.breaker import Allowance, State
-from relay.delivery.client import Kind, Outcome
+from relay.delivery.client import Kind
 from relay.delivery.health import DestinationHealth
 from relay.delivery.pacing import TokenBucket
+from relay.delivery.settle import Recorder, decide
 from relay.metrics import Metrics
 from relay.ops import destinations as controls
 from relay.routing import Destination
@@ -45,38 +46,6 @@ ORPHAN_CHECK_S = 5.0
 #: Waits between tries to record an attempt while the store cannot write.
 RECORD_RETRY_MIN_S = 0.1
 RECORD_RETRY_MAX_S = 5.0
-
-
-def stored_answer(answer: bytes) -> str | None:
-    """What an attempt keeps of the service's answer: its first ``STORED_ANSWER_BYTES``,
-    as text (bytes that are not UTF-8 replaced); None for an empty answer."""
-    if not answer:
-        return None
-    return answer[:STORED_ANSWER_BYTES].decode("utf-8", "replace")
-
-
-def decide(delivery: ClaimedDelivery, destination: Destination, attempt: int,
-           outcome: Outcome, now: float) -> AttemptRecord:
-    """Pure: the record of an attempt and the delivery's next state."""
-
-    def record(state: DeliveryState, error: str | None,
-               next_at: float | None = None) -> AttemptRecord:
-        return AttemptRecord(delivery.id, attempt, now - outcome.duration_ms / 1000,
-                             outcome.duration_ms, outcome.status, error, state, next_at,
-                             replay=delivery.replays, answer=stored_answer(outcome.answer))
-
-    if outcome.kind == Kind.DELIVERED:
-        return record(DeliveryState.DELIVERED, None)
-    if outcome.kind == Kind.PERMANENT:
-        return record(DeliveryState.DEAD, f"{outcome.error} (not retryable)")
-    policy = destination.retry
-    decision = next_attempt(attempt=attempt, max_attempts=policy.max_attempts,
-                            initial_delay=policy.initial_delay, max_delay=policy.max_delay,
-                            now=now, expires_at=delivery.expires_at,
-                            retry_after=outcome.retry_after)
-    if not decision.retry:
-        return record(DeliveryState.DEAD, f"{outcome.error}; {decision.reason}")
-    return record(DeliveryState.PENDING, outcome.error, now + decision.delay)
 
 
 class Worker:
@@ -101,6 +70,8 @@ class Worker:
         self._held: set[int] = set()
         self._known: dict[str, Destination] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: attempt records written in groups (relay/delivery/settle.py)
+        self._recorder = Recorder(self.store.record, self._tasks)
         self._wake = asyncio.Event()
         self._stopping = False
         #: how each destination is sent to: HTTP or a broker (relay/senders)
@@ -336,7 +307,12 @@ class Worker:
     async def _record(self, record: AttemptRecord) -> None:
         """Record an attempt that was made, retrying while the store cannot write (full,
         read-only): left unrecorded, the delivery would stay leased and be sent again once
-        the lease ran out. Gives up only when stopping (then the lease decides)."""
+        the lease ran out. Gives up only when stopping (then the lease decides).
+
+        Written with the records of the other deliveries that end meanwhile; if that
+        group's write fails, alone (a record the store refuses fails no other)."""
+        if await self._recorder.record(record):
+            return
         delay = RECORD_RETRY_MIN_S
         while True:
             try:
