@@ -8,7 +8,7 @@ import pytest
 from relay.constants import STORED_ANSWER_BYTES
 from relay.delivery.backoff import RetryPolicy
 from relay.delivery.client import Kind, Outcome
-from relay.delivery.worker import decide, stored_answer
+from relay.delivery.settle import decide, stored_answer
 from relay.routing import Destination
 from relay.store.base import ClaimedDelivery, DeliveryState
 

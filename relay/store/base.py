@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -178,3 +179,17 @@ class Store(Protocol):
         (``{destination: Want(limit, lease_until, ...)}``)."""
     async def record(self, records: list[AttemptRecord]) -> None: ...
     async def release(self, owner: str) -> int: ...
+
+
+class ClaimsOne(ABC):
+    """What both stores share beside their primitives: claiming for one destination is
+    ``claim_due`` for that one (tests and the orphan sweep ask this way)."""
+
+    @abstractmethod
+    async def claim_due(self, wants: Mapping[str, Want | tuple[int, float]], owner: str,
+                        now: float) -> list[ClaimedDelivery]: ...
+
+    async def claim(
+        self, destination: str, limit: int, owner: str, lease_until: float, now: float
+    ) -> list[ClaimedDelivery]:
+        return await self.claim_due({destination: (limit, lease_until)}, owner, now)

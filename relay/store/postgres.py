@@ -37,6 +37,7 @@ from relay.redact import redact_text, redact_url
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
+    ClaimsOne,
     NewEvent,
     QuarantinedPush,
     QuarantineState,
@@ -93,7 +94,7 @@ def _failed(exc: Exception) -> Exception:
     return _unavailable(exc) if isinstance(exc, _DB_ERRORS) else exc
 
 
-class PostgresStore:
+class PostgresStore(ClaimsOne):
     """The shared store (see module docstring)."""
 
     def __init__(self, url: str, pool_size: int = 8, *,
@@ -260,11 +261,6 @@ class PostgresStore:
         return await self._write(write)
 
     # -- delivery ---------------------------------------------------------------------------
-
-    async def claim(
-        self, destination: str, limit: int, owner: str, lease_until: float, now: float
-    ) -> list[ClaimedDelivery]:
-        return await self.claim_due({destination: (limit, lease_until)}, owner, now)
 
     async def claim_due(self, wants: Mapping[str, Want | tuple[int, float]], owner: str,
                         now: float) -> list[ClaimedDelivery]:

@@ -26,6 +26,7 @@ from relay.ingest.signature import token_key
 from relay.store.base import (
     AttemptRecord,
     ClaimedDelivery,
+    ClaimsOne,
     NewEvent,
     QuarantinedPush,
     QuarantineState,
@@ -52,7 +53,7 @@ T = TypeVar("T")
 log = logging.getLogger("relay.store")
 
 
-class SqliteStore:
+class SqliteStore(ClaimsOne):
     """The embedded store (see module docstring).
 
     One process serves a file: it holds an exclusive lock on ``<file>.lock`` (which names its
@@ -259,11 +260,6 @@ class SqliteStore:
         return await self._write(write)
 
     # -- delivery ---------------------------------------------------------------------------
-
-    async def claim(
-        self, destination: str, limit: int, owner: str, lease_until: float, now: float
-    ) -> list[ClaimedDelivery]:
-        return await self.claim_due({destination: (limit, lease_until)}, owner, now)
 
     async def claim_due(self, wants: Mapping[str, Want | tuple[int, float]], owner: str,
                         now: float) -> list[ClaimedDelivery]:
