@@ -208,6 +208,10 @@ class EventSchemas:
     def events(self, product: str) -> list[str]:
         return sorted(e for p, e in self.validators if p == product)
 
+    def event_names(self) -> set[str]:
+        """Every event any product has (a filter on another is a typo)."""
+        return {e for _, e in self.validators}
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(sorted(self.validators))
 

@@ -55,7 +55,7 @@ def events_list(path: Path, options: dict[str, Any], limit: int, cursor: str | N
         try:
             # again with the schemas' events: a typo is named, not "0 event(s)"
             checked = lookup.event_filter(**options,
-                                          known_events={e for _, e in running.schemas})
+                                          known_events=running.schemas.event_names())
             page = await lookup.list_events(store, checked, limit, cursor)
         except ValueError as exc:
             return _usage(str(exc))

@@ -12,7 +12,7 @@ from typing import Any
 
 from relay.cli.commands import report_missing, show_rows, with_store
 from relay.ops import dead, quarantine
-from relay.ops.filters import ListFilter, list_filter
+from relay.ops.filters import ListFilter, config_filter
 from relay.runtime import RunningConfig
 from relay.store import Store
 
@@ -22,8 +22,7 @@ def checked_filter(running: RunningConfig, values: dict[str, str | None],
     """The list filter of a command's options, or exit code 2 after naming the first bad
     one (and filters beside ids: a filter chooses with --all, ids choose themselves)."""
     try:
-        which = list_filter(values, known_events={e for _, e in running.schemas},
-                            destinations=running.settings.destinations())
+        which = config_filter(values, running)
     except ValueError as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2

@@ -3,13 +3,13 @@ the console show what these functions return, as relay/ops/shown.py shows it."""
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
 from relay.config import Settings
 from relay.ops import shown
+from relay.ops.filters import check_event
 from relay.products import PRODUCTS, canonical_event, contact_forms
 from relay.store import Store
 from relay.store import lookup as q
@@ -41,10 +41,8 @@ def event_filter(*, send_id: str | None = None, contact: str | None = None,
         raise ValueError(f"state: {state!r} is not one of {', '.join(states)}")
     if contact is not None and not contact.strip():
         raise ValueError("contact: empty")
-    if event is not None and known_events and canonical_event(event) not in known_events:
-        close = difflib.get_close_matches(canonical_event(event), sorted(known_events), 3)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        raise ValueError(f"event: {event!r} is no event of the schemas{hint}")
+    if event is not None:
+        check_event(event, known_events)
     return q.EventFilter(
         send_id=send_id, contacts=tuple(contact_forms(contact)) if contact else (),
         product=product, event=canonical_event(event) if event else None,

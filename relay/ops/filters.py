@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relay.products import PRODUCTS, canonical_event
+from relay.runtime import RunningConfig
 from relay.times import parse_time
 
 #: The filter's names, as CLI options (``--since``), query parameters and form fields.
@@ -52,6 +53,22 @@ class ListFilter:
         return True
 
 
+def check_event(event: str, known_events: Collection[str]) -> None:
+    """ValueError when ``event`` (an alias spelling is its event) is none of
+    ``known_events``, naming the closest; nothing when ``known_events`` is empty."""
+    if known_events and canonical_event(event) not in known_events:
+        close = difflib.get_close_matches(canonical_event(event), sorted(known_events), 3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ValueError(f"event: {event!r} is no event of the schemas{hint}")
+
+
+def config_filter(values: Mapping[str, str | None], running: RunningConfig) -> ListFilter:
+    """``list_filter`` checked against the running config: its schemas' events and its
+    destinations (what the CLI, the admin API and the console all ask)."""
+    return list_filter(values, known_events=running.schemas.event_names(),
+                       destinations=running.settings.destinations())
+
+
 def list_filter(values: Mapping[str, str | None], known_events: Collection[str] = (),
                 destinations: Collection[str] | None = None,
                 now: float | None = None) -> ListFilter:
@@ -63,11 +80,8 @@ def list_filter(values: Mapping[str, str | None], known_events: Collection[str] 
     if product is not None and product not in PRODUCTS:
         raise ValueError(f"product: {product!r} is not one of {', '.join(PRODUCTS)}")
     if event is not None:
+        check_event(given["event"], known_events)
         event = canonical_event(event)
-        if known_events and event not in known_events:
-            close = difflib.get_close_matches(event, sorted(known_events), 3)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise ValueError(f"event: {given['event']!r} is no event of the schemas{hint}")
     destination = given.get("destination")
     if destination is not None and destinations is not None \
             and destination not in destinations:

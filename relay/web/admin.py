@@ -19,7 +19,7 @@ from relay.messages.lifecycle import STATES
 from relay.ops import dead, quarantine, shown
 from relay.ops import events as lookup
 from relay.ops.filters import NAMES as FILTER_NAMES
-from relay.ops.filters import ListFilter, list_filter
+from relay.ops.filters import ListFilter, config_filter
 from relay.store import messages
 from relay.store.lookup import EventFilter
 from relay.web import admin_destinations
@@ -95,8 +95,7 @@ def _list_filter(request: web.Request, ids: list[int] | None = None) -> ListFilt
     try:
         if unknown:
             raise ValueError(f"{unknown[0]}: not a filter (use {', '.join(FILTER_NAMES)})")
-        which = list_filter(dict(request.query), known_events={e for _, e in running.schemas},
-                            destinations=running.settings.destinations())
+        which = config_filter(dict(request.query), running)
     except ValueError as exc:
         raise _bad_request([str(exc)]) from None
     if ids is not None and which.active:
@@ -218,7 +217,7 @@ def _page_query(request: web.Request, now: float) -> tuple[EventFilter, int, str
             named = str(exc).startswith(f"{name}:")
             raise ValueError(str(exc) if named else f"{name}: {exc}") from None
     options: dict[str, Any] = {name: query.get(name) for name in FILTERS}
-    options["known_events"] = {e for _, e in request.app[RUNTIME].current.schemas}
+    options["known_events"] = request.app[RUNTIME].current.schemas.event_names()
     which = lookup.event_filter(now=now, **options)
     limit = int(_digits("limit", query.get("limit", str(lookup.DEFAULT_LIMIT)),
                         "a whole number of events"))

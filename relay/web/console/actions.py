@@ -20,7 +20,7 @@ from aiohttp import web
 from relay.ingest.admission import forwarded_client
 from relay.ops import dead, destinations, quarantine
 from relay.ops import events as lookup
-from relay.ops.filters import EVERY, ListFilter, list_filter
+from relay.ops.filters import EVERY, ListFilter, config_filter
 from relay.store import sessions
 from relay.web import auth
 from relay.web.console.views import error_page, session_of
@@ -152,10 +152,8 @@ def _filter(request: web.Request, ids: list[int] | None) -> ListFilter:
     "all" takes the rows it shows (ids chosen by hand are taken as they are)."""
     if ids is not None:
         return EVERY
-    running = request.app[RUNTIME].current
     try:
-        return list_filter(dict(request.query), known_events={e for _, e in running.schemas},
-                           destinations=running.settings.destinations())
+        return config_filter(dict(request.query), request.app[RUNTIME].current)
     except ValueError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
 

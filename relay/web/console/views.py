@@ -24,7 +24,7 @@ from relay.ops import dead as dead_ops
 from relay.ops import destinations as destination_ops
 from relay.ops import events as lookup
 from relay.ops import quarantine as held_ops
-from relay.ops.filters import EVERY, ListFilter, list_filter
+from relay.ops.filters import EVERY, ListFilter, config_filter
 from relay.ops.filters import NAMES as FILTER_NAMES
 from relay.ops.shown import message as shown_message
 from relay.routing import EventKey, destinations_for, explain
@@ -133,7 +133,7 @@ async def events(request: web.Request, session: auth.Session) -> dict[str, Any]:
     listing: dict[str, Any] = {"events": [], "next_cursor": None}
     try:
         which = lookup.event_filter(
-            **options, known_events={e for _, e in request.app[RUNTIME].current.schemas})
+            **options, known_events=request.app[RUNTIME].current.schemas.event_names())
         listing = await lookup.list_events(request.app[STORE], which, 50,
                                            query.get("cursor") or None)
     except ValueError as exc:
@@ -179,10 +179,8 @@ async def quarantine(request: web.Request, session: auth.Session) -> dict[str, A
 
 
 def _list_filter(request: web.Request) -> tuple[ListFilter, str | None]:
-    running = request.app[RUNTIME].current
     try:
-        return list_filter(dict(request.query), known_events={e for _, e in running.schemas},
-                           destinations=running.settings.destinations()), None
+        return config_filter(dict(request.query), request.app[RUNTIME].current), None
     except ValueError as exc:
         return EVERY, str(exc)
 
