@@ -24,7 +24,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 
 from relay.config import Settings
-from relay.constants import CONTROL_POLL_S, DEFAULT_INSTANCE_DEAD_AFTER_S
+from relay.constants import CONTROL_POLL_S
 from relay.delivery.alerts import Alerter
 from relay.delivery.breaker import Allowance, State
 from relay.delivery.client import Kind
@@ -190,8 +190,7 @@ class Worker:
         """Read the pauses standing and the relays sharing the rates; log (and alert) a
         pause or a resume this process had not seen."""
         pauses = await store_destinations.pauses(self.store)
-        self._share = await store_destinations.live_instances(
-            self.store, DEFAULT_INSTANCE_DEAD_AFTER_S)
+        self._share = await store_destinations.live_instances(self.store)
         self.controls_read += 1
         before = self.health.paused
         self.health.paused = {name: (p.paused_by, p.reason) for name, p in pauses.items()}

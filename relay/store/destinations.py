@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from relay.store.base import Store
 from relay.store.sql import Readable, Statement, collect
 
 PAUSES = Statement("""
@@ -132,9 +133,12 @@ async def last_error(store: Readable, name: str) -> str | None:
     return found[0]["last_error"] if found else None
 
 
-async def live_instances(store: Readable, dead_after: float) -> int:
-    """Relays beating on the store (PostgreSQL); at least 1 (SQLite has one owner)."""
-    (row,) = await store.read(LIVE_INSTANCES, dead_after=dead_after)
+async def live_instances(store: Store) -> int:
+    """Relays beating on the store within its ``dead_after`` (PostgreSQL); 1 without asking
+    where there are no heartbeats (SQLite has one owner)."""
+    if store.dead_after is None:
+        return 1
+    (row,) = await store.read(LIVE_INSTANCES, dead_after=store.dead_after)
     return max(1, int(row["live"]))
 
 
