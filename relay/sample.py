@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from relay.ingest.signature import sign
-from relay.products import PRODUCTS, SAMPLE_CONTACT, canonical_event
+from relay.products import PRODUCTS, SAMPLE_CONTACT, Contact, canonical_event
 from relay.schemas import EventSchemas
 
 CONTENT_TYPES = ("form", "json", "multipart")
@@ -28,8 +28,6 @@ _SAMPLES: dict[str, Any] = {
 #: class of relay/drop_reasons.py in turn) and a carrier, so a demo's stats have both.
 _DROPS = (("UNDELIV", "中国移动"), ("BLACK", "中国联通"), ("REJECTD", "中国电信"),
           ("MK:0001", "中国移动"), ("SIGFAIL", "中国联通"), ("BEYONDD", "中国电信"))
-#: Products whose contact is a phone number: their drops name a carrier.
-_CARRIED = ("sms", "internationalsms", "mms", "voice")
 
 #: Where a sample without a send_id carries its random mark, first found first.
 _MARKED = ("template_id", "content", "reason", "message_id", "item", "group")
@@ -98,7 +96,8 @@ def _as_a_drop(product: str, fields: dict[str, Any]) -> None:
     report, carrier = secrets.choice(_DROPS)
     if "report" in fields:
         fields["report"] = report
-    if product in _CARRIED:
+    owner = PRODUCTS.get(product)
+    if owner is not None and owner.contact is Contact.PHONE:
         fields["operator"] = carrier
 
 
