@@ -19,12 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Client, MakeRelay, MakeSink, signed, wait_settled
+from conftest import ROOT, Client, MakeRelay, MakeSink, eventually, signed, wait_settled
 from standardwebhooks import Webhook
 
 ENV = {"nats": "RELAY_TEST_NATS_URL", "amqp": "RELAY_TEST_AMQP_URL",
@@ -141,13 +141,6 @@ def routes(*destinations: str) -> str:
     return f"  - {{name: all, destinations: [{', '.join(destinations)}]}}"
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
-
-
 async def arrived_ids(side: BrokerSide) -> list[str]:
     return [m.webhook_id for m in await side.arrived()]
 
@@ -205,7 +198,8 @@ async def survives_an_outage(side: BrokerSide, server: PrivateServer, make_relay
         return "to broker: pending" in shown and " attempt 2 " in shown \
             and time.monotonic() - down_since >= OUTAGE_S
 
-    await wait_for(failed_for_the_whole_outage, OUTAGE_S + 30, "no failed attempts while down")
+    await eventually(failed_for_the_whole_outage, OUTAGE_S + 30, "failed attempts while down",
+                     every=0.1)
     await server.start()
     await wait_settled(client, within=60)
     ids = await arrived_ids(side)
@@ -228,7 +222,7 @@ async def refusal_is_retryable(side: BrokerSide, make_relay: MakeRelay, config: 
         shown = await asyncio.to_thread(events_show, config, webhook_id)
         return "attempt 1 " in shown
 
-    await wait_for(refused, 20, "no failed attempt recorded")
+    await eventually(refused, 20, "a failed attempt recorded", every=0.1)
     assert "to broker: pending" in shown, shown
     assert refusal in shown, shown
     assert "failed, will retry" in shown, shown
