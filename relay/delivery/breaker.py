@@ -21,26 +21,28 @@ from relay import constants as c
 
 
 class State(StrEnum):
-    """Where a destination stands, as ``relay destinations list`` and the metric show it."""
+    """Where a destination stands, as ``relay destinations list`` and the metric show it:
 
-    #: its last attempt was answered (or none was made yet)
+    - ``healthy``: its last attempt was answered (or none was made yet)
+    - ``failing``: some retryable failures in a row, fewer than the breaker's ``after``
+    - ``open``: ``after`` retryable failures in a row: deliveries held, one probe every
+      ``probe``
+    - ``paused``: an operator paused it: no attempts until resumed
+    """
+
     HEALTHY = "healthy"
-    #: some retryable failures in a row, fewer than the breaker's ``after``
     FAILING = "failing"
-    #: ``after`` retryable failures in a row: deliveries held, one probe every ``probe``
     OPEN = "open"
-    #: an operator paused it: no attempts until resumed
     PAUSED = "paused"
 
 
 class Allowance(StrEnum):
-    """What the breaker lets the worker claim for a destination now."""
+    """What the breaker lets the worker claim for a destination now: ``all`` (as many as its
+    slots and rate allow), ``probe`` (one held delivery, the oldest) or ``none`` (open, and
+    the next probe is not due or one is in flight)."""
 
-    #: as many as its slots and rate allow
     ALL = "all"
-    #: one held delivery, the oldest, as a probe
     PROBE = "probe"
-    #: nothing: open, and the next probe is not due (or one is in flight)
     NONE = "none"
 
 

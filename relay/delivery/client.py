@@ -52,13 +52,12 @@ __all__ = ["ANSWER_READ_LIMIT", "H_ATTEMPT", "H_EVENT", "H_ID", "H_PRODUCT", "H_
 
 
 class Kind(StrEnum):
-    """What one attempt came to (the tree in the module docstring)."""
+    """What one attempt came to (the tree in the module docstring): ``delivered`` (2xx),
+    ``retryable`` (connection error, timeout, 408, 425, 429, 5xx: worth trying again) or
+    ``permanent`` (any other status: retrying cannot help)."""
 
-    #: the service answered 2xx
     DELIVERED = "delivered"
-    #: worth trying again: connection error, timeout, 408, 425, 429, 5xx
     RETRYABLE = "retryable"
-    #: any other status: retrying cannot help
     PERMANENT = "permanent"
 
 

@@ -20,28 +20,33 @@ class StoreInUse(StoreUnavailable):
 
 
 class DeliveryState(StrEnum):
-    """Where one (event, destination) delivery stands; stored as its value."""
+    """Where one (event, destination) delivery stands; stored as its value:
 
-    #: waiting for its next attempt (or leased by a worker making it)
+    - ``pending``: waiting for its next attempt (or leased by a worker making it)
+    - ``delivered``: the destination answered 2xx
+    - ``dead``: attempts ended without success: a dead letter, kept until replayed or
+      discarded
+    - ``discarded``: a dead letter an operator discarded (``relay dead discard``): off the
+      list, kept for lookups until retention prunes its event
+    """
+
     PENDING = "pending"
-    #: the destination answered 2xx
     DELIVERED = "delivered"
-    #: attempts ended without success: a dead letter, kept until replayed or discarded
     DEAD = "dead"
-    #: a dead letter an operator discarded (``relay dead discard``): off the list, kept for
-    #: lookups until retention prunes its event
     DISCARDED = "discarded"
 
 
 class QuarantineState(StrEnum):
-    """Where a push refused by a schema stands; stored as its value."""
+    """Where a push refused by a schema stands; stored as its value:
 
-    #: kept for an operator to look at and replay (``relay quarantine``)
+    - ``held``: kept for an operator to look at and replay (``relay quarantine``)
+    - ``replayed``: valid against the schemas of the time and ingested (its ``event_id``),
+      or found to duplicate an accepted event (no ``event_id``); ``note`` says which
+    - ``discarded``: an operator discarded it (``relay quarantine discard``)
+    """
+
     HELD = "held"
-    #: replayed: valid against the schemas of the time and ingested (its ``event_id``), or
-    #: found to duplicate an accepted event (no ``event_id``); ``note`` says which
     REPLAYED = "replayed"
-    #: an operator discarded it (``relay quarantine discard``)
     DISCARDED = "discarded"
 
 

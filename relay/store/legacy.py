@@ -14,6 +14,8 @@ import sqlite3
 from collections.abc import Callable
 
 from relay.ingest.signature import token_key
+from relay.store.schema import objects
+from relay.store.sql import Dialect, render
 
 
 def _token_memory(conn: sqlite3.Connection) -> None:
@@ -25,67 +27,33 @@ def _token_memory(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE tokens")
 
 
+def _first_schema(dialect: Dialect) -> str:
+    """1: the first schema. Its events, deliveries, attempts and quarantine tables are the
+    layout's (schema.py, itself frozen as version 5's), with the tokens of the replay
+    window instead of the token memory; SQLite had them without ON DELETE CASCADE, with a
+    plain ``deliveries_due`` and without the indexes its step 4 added."""
+    layout = objects(dialect, as_of_version_4=True)
+    tokens = render("CREATE TABLE tokens (\n    token TEXT PRIMARY KEY,\n"
+                    "    seen_at {real} NOT NULL\n){without_rowid}", dialect)
+    if dialect is Dialect.POSTGRES:
+        return ";\n".join([layout["events"], layout["events_received"], tokens,
+                            "CREATE INDEX tokens_seen ON tokens (seen_at)",
+                            *(layout[name] for name in _V1_DELIVERY_OBJECTS),
+                            layout["quarantine"]]) + ";"
+    no_cascade = [layout[name].replace(" ON DELETE CASCADE", "")
+                  for name in ("deliveries", "attempts")]
+    return ";\n".join([
+        layout["events"], tokens, no_cascade[0],
+        "CREATE INDEX deliveries_due ON deliveries (state, destination, next_attempt_at)",
+        no_cascade[1], layout["attempts_delivery"], layout["quarantine"]]) + ";"
+
+
+_V1_DELIVERY_OBJECTS = ("deliveries", "deliveries_due", "deliveries_dead",
+                        "deliveries_leased", "attempts", "attempts_delivery")
+
+
 SQLITE: list[str | Callable[[sqlite3.Connection], None]] = [
-    # 1: the first schema
-    """
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
-        webhook_id TEXT NOT NULL,
-        identity TEXT NOT NULL UNIQUE,
-        token TEXT NOT NULL,
-        product TEXT NOT NULL,
-        event TEXT NOT NULL,
-        tag TEXT,
-        fields TEXT NOT NULL,
-        body BLOB NOT NULL,
-        content_type TEXT NOT NULL,
-        received_at REAL NOT NULL
-    );
-    CREATE TABLE tokens (
-        token TEXT PRIMARY KEY,
-        seen_at REAL NOT NULL
-    ) WITHOUT ROWID;
-    CREATE TABLE deliveries (
-        id INTEGER PRIMARY KEY,
-        event_id INTEGER NOT NULL REFERENCES events(id),
-        destination TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending',
-        attempt INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL,
-        expires_at REAL NOT NULL,
-        lease_owner TEXT,
-        lease_until REAL,
-        last_error TEXT,
-        updated_at REAL NOT NULL,
-        UNIQUE (event_id, destination)
-    );
-    CREATE INDEX deliveries_due ON deliveries (state, destination, next_attempt_at);
-    CREATE TABLE attempts (
-        id INTEGER PRIMARY KEY,
-        delivery_id INTEGER NOT NULL REFERENCES deliveries(id),
-        attempt INTEGER NOT NULL,
-        started_at REAL NOT NULL,
-        duration_ms REAL NOT NULL,
-        http_status INTEGER,
-        error TEXT,
-        outcome TEXT NOT NULL
-    );
-    CREATE INDEX attempts_delivery ON attempts (delivery_id);
-    CREATE TABLE quarantine (
-        id INTEGER PRIMARY KEY,
-        identity TEXT NOT NULL UNIQUE,
-        subhook_path TEXT NOT NULL,
-        product TEXT NOT NULL,
-        fields TEXT NOT NULL,
-        body BLOB NOT NULL,
-        content_type TEXT NOT NULL,
-        problems TEXT NOT NULL,
-        received_at REAL NOT NULL,
-        state TEXT NOT NULL DEFAULT 'held',
-        event_id INTEGER,
-        note TEXT
-    );
-    """,
+    _first_schema(Dialect.SQLITE),
     # 2: the token memory keeps 16 bytes per token (signature.token_key) for
     # retention.tokens, not the token's text for the replay window
     _token_memory,
@@ -93,71 +61,7 @@ SQLITE: list[str | Callable[[sqlite3.Connection], None]] = [
 
 
 POSTGRES: list[str] = [
-    # 1: the first schema
-    """
-    CREATE TABLE events (
-        id BIGSERIAL PRIMARY KEY,
-        webhook_id TEXT NOT NULL,
-        identity TEXT NOT NULL UNIQUE,
-        token TEXT NOT NULL,
-        product TEXT NOT NULL,
-        event TEXT NOT NULL,
-        tag TEXT,
-        fields TEXT NOT NULL,
-        body BYTEA NOT NULL,
-        content_type TEXT NOT NULL,
-        received_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE INDEX events_received ON events (received_at);
-    CREATE TABLE tokens (
-        token TEXT PRIMARY KEY,
-        seen_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE INDEX tokens_seen ON tokens (seen_at);
-    CREATE TABLE deliveries (
-        id BIGSERIAL PRIMARY KEY,
-        event_id BIGINT NOT NULL REFERENCES events(id) ON DELETE CASCADE,
-        destination TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending',
-        attempt INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at DOUBLE PRECISION NOT NULL,
-        expires_at DOUBLE PRECISION NOT NULL,
-        lease_owner TEXT,
-        lease_until DOUBLE PRECISION,
-        last_error TEXT,
-        updated_at DOUBLE PRECISION NOT NULL,
-        UNIQUE (event_id, destination)
-    );
-    CREATE INDEX deliveries_due ON deliveries (destination, next_attempt_at)
-        WHERE state = 'pending';
-    CREATE INDEX deliveries_dead ON deliveries (id) WHERE state = 'dead';
-    CREATE INDEX deliveries_leased ON deliveries (lease_owner) WHERE lease_owner IS NOT NULL;
-    CREATE TABLE attempts (
-        id BIGSERIAL PRIMARY KEY,
-        delivery_id BIGINT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
-        attempt INTEGER NOT NULL,
-        started_at DOUBLE PRECISION NOT NULL,
-        duration_ms DOUBLE PRECISION NOT NULL,
-        http_status INTEGER,
-        error TEXT,
-        outcome TEXT NOT NULL
-    );
-    CREATE INDEX attempts_delivery ON attempts (delivery_id);
-    CREATE TABLE quarantine (
-        id BIGSERIAL PRIMARY KEY,
-        identity TEXT NOT NULL UNIQUE,
-        subhook_path TEXT NOT NULL,
-        product TEXT NOT NULL,
-        fields TEXT NOT NULL,
-        body BYTEA NOT NULL,
-        content_type TEXT NOT NULL,
-        problems TEXT NOT NULL,
-        received_at DOUBLE PRECISION NOT NULL,
-        state TEXT NOT NULL DEFAULT 'held',
-        event_id BIGINT,
-        note TEXT
-    );
-    """,
+    _first_schema(Dialect.POSTGRES),
     # 2: instance heartbeats, which void the leases of an instance that died (_FREE)
     """
     CREATE TABLE instances (

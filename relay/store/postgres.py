@@ -34,16 +34,7 @@ import relay.store.queries as q
 from relay import constants as c
 from relay.ingest.signature import token_key
 from relay.redact import redact_text, redact_url
-from relay.store.base import (
-    AttemptRecord,
-    ClaimedDelivery,
-    ClaimsOne,
-    NewEvent,
-    QuarantinedPush,
-    QuarantineState,
-    StoreUnavailable,
-    Want,
-)
+from relay.store.base import ClaimedDelivery, ClaimsOne, QuarantineState, StoreUnavailable, Want
 from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_postgres
 from relay.store.sql import Statement, as_dicts, records
@@ -51,6 +42,8 @@ from relay.store.sql import Statement, as_dicts, records
 T = TypeVar("T")
 if TYPE_CHECKING:  # the stubs make the pool's connection proxy generic; asyncpg does not
     from asyncpg.pool import PoolConnectionProxy
+
+    from relay.store.base import AttemptRecord, NewEvent, QuarantinedPush
 
     Connection = PoolConnectionProxy[asyncpg.Record]
 else:

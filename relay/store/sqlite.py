@@ -19,20 +19,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import relay.store.queries as q
 from relay.ingest.signature import token_key
-from relay.store.base import (
-    AttemptRecord,
-    ClaimedDelivery,
-    ClaimsOne,
-    NewEvent,
-    QuarantinedPush,
-    QuarantineState,
-    StoreUnavailable,
-    Want,
-)
+from relay.store.base import ClaimedDelivery, ClaimsOne, QuarantineState, StoreUnavailable, Want
 from relay.store.grouping import GroupedWriter
 from relay.store.migrations import migrate_sqlite
 from relay.store.ownership import OwnerLock
@@ -47,6 +38,9 @@ from relay.store.sqlite_group import (
     rolled_back_on_failure,
     run_ops,
 )
+
+if TYPE_CHECKING:
+    from relay.store.base import AttemptRecord, NewEvent, QuarantinedPush
 
 T = TypeVar("T")
 
