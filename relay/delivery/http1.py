@@ -24,6 +24,7 @@ import re
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import cast
 
 import httptools
 
@@ -118,8 +119,8 @@ class Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses; they behave as one
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None or self.complete:  # nothing asked: not an answer of ours
