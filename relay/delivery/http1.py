@@ -112,6 +112,7 @@ class Connection(asyncio.Protocol):
         self.received = 0
         self.framed = False
         self.headers_done = False
+        self.keep_alive = False
         self.complete = False
         self.informational = False
         self.error: HttpError | None = None
@@ -166,6 +167,8 @@ class Connection(asyncio.Protocol):
             self.informational, self.framed, self.retry_after = True, False, None
             return
         self.status, self.headers_done = status, True
+        # asked now: once the message is complete the parser has forgotten it
+        self.keep_alive = self.parser.should_keep_alive()
         if status in (204, 304):
             self.framed = True
 
@@ -226,7 +229,7 @@ class Connection(asyncio.Protocol):
             raise self.error or ReadError("connection closed before message completed")
         if self.error is not None and len(self.body) < ANSWER_READ_LIMIT:
             raise self.error  # the body broke off before what is kept of it
-        if not self.complete or self.closed or not self.parser.should_keep_alive():
+        if not self.complete or self.closed or not self.keep_alive:
             self.drop()
         return Answer(self.status, self.retry_after, bytes(self.body))
 
