@@ -114,6 +114,7 @@ class Connection(asyncio.Protocol):
         self.headers_done = False
         self.keep_alive = False
         self.complete = False
+        self.too_long = False
         self.informational = False
         self.error: HttpError | None = None
         self.timed_out = False
@@ -175,6 +176,8 @@ class Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         room = ANSWER_READ_LIMIT - len(self.body)
         self.body += body[:room]
+        if len(body) > room:  # longer than kept: the connection goes, even if all came
+            self.too_long = True
         if len(body) >= room and self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)  # read as far as kept: not waited on further
 
@@ -208,6 +211,8 @@ class Connection(asyncio.Protocol):
     async def exchange(self, data: bytes, deadline: float, reused: bool) -> Answer:
         """Send one request and read its answer (raises TimeoutError, HttpError)."""
         assert self.transport is not None
+        if self.closed or self.transport.is_closing():  # the peer's close not yet seen
+            raise _Stale("closed") if reused else ReadError("connection closed")
         loop = asyncio.get_running_loop()
         self._reset()
         waiter = self.waiter = loop.create_future()
@@ -229,7 +234,7 @@ class Connection(asyncio.Protocol):
             raise self.error or ReadError("connection closed before message completed")
         if self.error is not None and len(self.body) < ANSWER_READ_LIMIT:
             raise self.error  # the body broke off before what is kept of it
-        if not self.complete or self.closed or not self.keep_alive:
+        if not self.complete or self.too_long or self.closed or not self.keep_alive:
             self.drop()
         return Answer(self.status, self.retry_after, bytes(self.body))
 
@@ -264,7 +269,9 @@ class Pool:
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
-            if not connection.closed and now - connection.idle_since < IDLE_S:
+            if now - connection.idle_since < IDLE_S and not connection.closed \
+                    and connection.transport is not None \
+                    and not connection.transport.is_closing():
                 return connection
             connection.drop()
         return None
