@@ -18,6 +18,7 @@ from conftest import eventually
 
 from relay.constants import ANSWER_READ_LIMIT
 from relay.delivery.client import Client, new_client, send
+from relay.delivery.http1 import os_error_text
 from relay.routing import Destination
 from relay.store import ClaimedDelivery
 
@@ -264,3 +265,16 @@ async def test_what_an_answer_says_is_read(
         closing = await send(client, CLAIMED, to(server, "/close"), 1)
         assert (closing.kind, closing.answer) == ("delivered", b"bye"), closing
     assert len(server.app[PEERS]) == 4 and connections(server) == 2  # the last on its own
+
+
+@pytest.mark.fast
+def test_an_os_error_is_named_by_its_cause() -> None:
+    """An OS error reads as its cause and number, also when every address of a name failed
+    alike (asyncio's "Multiple exceptions")."""
+    assert os_error_text(ConnectionRefusedError(111, "Connect call failed")) == \
+        "Connection refused (os error 111)"
+    both = OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 9, 0, 0), "
+                   "[Errno 111] Connect call failed ('127.0.0.1', 9)")
+    assert os_error_text(both) == "Connection refused (os error 111)"
+    mixed = OSError("Multiple exceptions: [Errno 111] refused, [Errno 101] unreachable")
+    assert os_error_text(mixed) == str(mixed)

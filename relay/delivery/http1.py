@@ -64,8 +64,12 @@ class Answer:
 
 def os_error_text(exc: OSError) -> str:
     """``Connection refused (os error 111)``, as the client before this one wrote it."""
-    if exc.errno and exc.errno > 0:
-        return f"{os.strerror(exc.errno)} (os error {exc.errno})"
+    number = exc.errno
+    if number is None:  # asyncio's "Multiple exceptions: ..." (each address tried failed)
+        numbers = {int(n) for n in re.findall(r"\[Errno (\d+)\]", str(exc))}
+        number = numbers.pop() if len(numbers) == 1 else None
+    if number and number > 0:
+        return f"{os.strerror(number)} (os error {number})"
     return str(exc) or type(exc).__name__
 
 
