@@ -97,7 +97,7 @@ PURE = ("relay.products", "relay.routing", "relay.times", "relay.redact", "relay
         "relay.delivery.backoff", "relay.delivery.breaker", "relay.delivery.pacing",
         "relay.ingest.signature", "relay.ingest.identity", "relay.ingest.admission",
         "relay.messages.lifecycle", "relay.ops.shown", "relay.store.sql")
-IO_LIBRARIES = {"aiohttp", "asyncpg", "sqlite3", "pyreqwest", "socket"}
+IO_LIBRARIES = {"aiohttp", "asyncpg", "sqlite3", "httptools", "socket"}
 
 
 def test_the_store_imports_none_of_its_callers() -> None:

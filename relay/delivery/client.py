@@ -1,9 +1,8 @@
 """Send one delivery; the one place where client errors and statuses become outcomes.
 
-The client is pyreqwest (Rust's reqwest and hyper): connections, TLS, the request and the
-answer are handled on its own threads, outside the GIL, so a delivery costs the event loop
-about 33 us instead of the 84 to 103 of aiohttp's client (docs/performance.md,
-docs/decisions.md).
+The client is HTTP/1.1 on the event loop itself (relay/delivery/http1.py: a protocol per
+connection, httptools' C parser, a keep-alive pool per host): no thread is handed a request
+or an answer (docs/performance.md, docs/decisions.md).
 
     Outcome
      ├── Delivered   2xx
@@ -15,19 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import functools
 import hashlib
 import hmac
 import json
+import ssl
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from enum import StrEnum
-
-from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
-from pyreqwest.response import Response
 
 from relay import version
 from relay.compact import compact_json
@@ -42,13 +36,14 @@ from relay.constants import (
     RETRYABLE_STATUSES,
     SIGNING_FIELDS,
 )
+from relay.delivery import http1, urls
 from relay.delivery.backoff import parse_retry_after
 from relay.redact import redact_text
 from relay.routing import Destination
 from relay.store import ClaimedDelivery
 
 __all__ = ["ANSWER_READ_LIMIT", "H_ATTEMPT", "H_EVENT", "H_ID", "H_PRODUCT", "H_SIGNATURE",
-           "H_TIMESTAMP", "Kind", "Outcome", "classify", "new_client", "send"]
+           "H_TIMESTAMP", "Client", "Kind", "Outcome", "classify", "new_client", "send"]
 
 
 class Kind(StrEnum):
@@ -145,55 +140,38 @@ def build_request(
     return body, headers
 
 
-def new_client() -> Client:
+class Client:
     """The worker's one client, shared by every destination (a pool per host).
 
     - Redirects are not followed: a 3xx is the service's answer (permanent).
-    - Answers are never decompressed: a service's gzip answer is read as sent, so 1 MB of it
-      cannot inflate into a gigabyte inside the relay.
-    - No proxy from the environment: services are reached directly, as before.
+    - Answers are never decompressed (none is asked for): a service's gzip answer is read
+      as sent, so 1 MB of it cannot inflate into a gigabyte inside the relay.
+    - No proxy from the environment: services are reached directly.
     - TLS trusts the platform's certificates (``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` are
-      honoured, as Python's ssl does).
-    - Header names go out lower-case (``webhook-id``, as Standard Webhooks writes them, and
-      as HTTP/2 always sends them); HTTP reads them in any case.
+      honoured, read when the client is made, as Python's ssl does); HTTP/1.1 only.
+    - Header names go out lower-case (``webhook-id``, as Standard Webhooks writes them);
+      HTTP reads them in any case.
     """
-    return (ClientBuilder()
-            .follow_redirects(False)
-            .gzip(False).brotli(False).zstd(False).deflate(False)
-            .no_proxy()
-            .http1_lower_case_headers()
-            .user_agent(f"subhook-relay/{version()}")
-            .build())
+
+    def __init__(self) -> None:
+        tls = ssl.create_default_context()
+        tls.set_alpn_protocols(["http/1.1"])
+        self.pool = http1.Pool(tls)
+        self.user_agent = f"subhook-relay/{version()}"
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
-async def read_answer(response: Response) -> bytes:
-    """Up to ``ANSWER_READ_LIMIT`` bytes of the answer, as sent: a service (or whatever
-    answers at its address) cannot make the relay hold or inflate more.
-
-    Read a chunk at a time, never waited on past the limit or past a ``Content-Length``
-    already met; an answer longer than that costs its connection, which is dropped unread
-    rather than drained. The status has decided the outcome already: an answer that stops
-    coming is kept as far as it came when the request's timeout ends it."""
-    length = response.get_header("Content-Length")
-    expected = min(int(length), ANSWER_READ_LIMIT) if length and length.isdigit() \
-        else ANSWER_READ_LIMIT
-    answer = bytearray()
-    reader = response.body_reader
-    with contextlib.suppress(RequestTimeoutError):
-        while len(answer) < expected:
-            chunk = await reader.read_chunk()
-            if chunk is None:
-                break
-            answer += chunk
-    return bytes(answer[:ANSWER_READ_LIMIT])
-
-
-def describe(exc: PyreqwestError) -> str:
-    """``ConnectError: Connection refused (os error 111)``: the error's kind and its
-    innermost cause, which names what went wrong (refused, DNS, certificate) without the
-    URL that the outer causes repeat."""
-    causes = (getattr(exc, "details", None) or {}).get("causes") or []
-    return f"{type(exc).__name__}: {causes[-1]['message'] if causes else exc.message}"
+def new_client() -> Client:
+    """The worker's one client (``Client``)."""
+    return Client()
 
 
 def unbuilt(exc: ValueError, destination: Destination) -> str:
@@ -222,28 +200,24 @@ async def send(
         # refuses such a secret, and a delivery that cannot be built is recorded as a
         # permanent failure with its reason, never left pending without an attempt.
         body, headers = build_request(delivery, destination, attempt, time.time())
-        request = (client.post(destination.url).headers(headers).body_bytes(body)
-                   .timeout(timedelta(seconds=destination.timeout))
-                   # the answer is entered on its first bytes, not once 64 KiB have arrived
-                   .streamed_read_buffer_limit(1)
-                   .build_streamed())
+        target = urls.target(destination.url)
+        data = http1.request_bytes(target, headers, body, client.user_agent)
     except ValueError as exc:  # the config checks URLs and headers; this is the backstop
         return Outcome(Kind.PERMANENT, None, f"request not built: {unbuilt(exc, destination)}",
                        elapsed())
     try:
-        # The request's timeout covers connecting, sending and the whole answer.
-        async with request as response:
-            status = response.status
-            retry_after = parse_retry_after(response.get_header("Retry-After"), time.time())
-            answer = await read_answer(response)
-        kind = classify(status)
-        error = None if kind == Kind.DELIVERED else f"HTTP {status}"
-        return Outcome(kind, status, error, elapsed(), retry_after, answer)
+        # The timeout covers connecting, sending and the whole answer; an answer that stops
+        # coming after its status keeps the status (relay/delivery/http1.py).
+        answer = await client.pool.request(target, data, destination.timeout)
     except TimeoutError:
         return Outcome(Kind.RETRYABLE, None, f"timeout after {destination.timeout:g}s", elapsed())
     except asyncio.CancelledError:
         raise
-    except PyreqwestError as exc:
-        return Outcome(Kind.RETRYABLE, None, describe(exc), elapsed())
+    except http1.HttpError as exc:
+        return Outcome(Kind.RETRYABLE, None, f"{type(exc).__name__}: {exc}", elapsed())
     except OSError as exc:
         return Outcome(Kind.RETRYABLE, None, f"{type(exc).__name__}: {exc}", elapsed())
+    kind = classify(answer.status)
+    error = None if kind == Kind.DELIVERED else f"HTTP {answer.status}"
+    retry_after = parse_retry_after(answer.retry_after, time.time())
+    return Outcome(kind, answer.status, error, elapsed(), retry_after, answer.body)

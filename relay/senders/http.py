@@ -1,12 +1,10 @@
-"""HTTP destinations: one pyreqwest client shared by all (a pool per host); relay/delivery/client.py
+"""HTTP destinations: one client shared by all (a pool per host); relay/delivery/client.py
 builds the request and classifies the answer."""
 
 from __future__ import annotations
 
-from pyreqwest.client import Client
-
 from relay.delivery import client as http
-from relay.delivery.client import Outcome
+from relay.delivery.client import Client, Outcome
 from relay.routing import Destination
 from relay.senders.base import Sender
 from relay.store import ClaimedDelivery

@@ -283,7 +283,7 @@ async def hold(port: int, stop: asyncio.Event, kind: str, opened: list[int]) -> 
 async def test_one_client_holding_everything_does_not_starve_submail(tmp_path: Path) -> None:
     """One address holding 1,000 connections (keep-alive and trickling) and 8 unfinished
     8 MiB bodies: 50 signed pushes from another address are each answered 200 within 2 s;
-    the relay's memory comes back after the load (at most 1.5 x what it was before)."""
+    the relay's memory comes back after the load (at most 32 MB more than before)."""
     async with relay_with(tmp_path, "") as relay:
         assert relay.proc is not None
         pid = relay.proc.pid
@@ -308,8 +308,13 @@ async def test_one_client_holding_everything_does_not_starve_submail(tmp_path: P
         finally:
             stop.set()
             await asyncio.gather(*crowd, return_exceptions=True)
-        await wait_until(lambda: rss_mb(pid) <= 1.5 * before, 70,
-                         f"RSS {rss_mb(pid):.0f} MB stayed over 1.5 x {before:.0f} MB")
+        # At most 32 MB more than before: half of the 64 MB the relay held before the load
+        # when this bound was set (docs/security.md). It was 1.5 x before, which moved with
+        # whatever the relay loads at start (pyreqwest's runtime was about 7 MB of it) while
+        # what this load leaves behind (about 27 to 29 MB, all of it in the server: no
+        # delivery is made) did not.
+        await wait_until(lambda: rss_mb(pid) <= before + 32, 70,
+                         f"RSS {rss_mb(pid):.0f} MB stayed over {before:.0f} + 32 MB")
         after = rss_mb(pid)
     print(f"one client, 1,008 connections: slowest push {slowest:.3f}s; RSS before "
           f"{before:.0f} MB, peak {peak:.0f} MB, after {after:.0f} MB")
