@@ -384,7 +384,8 @@ async def _fresh_postgres(server: str) -> str:
 def _postmaster(server: str) -> int | None:
     """The pid of the PostgreSQL server at ``server`` on this machine (the parent of the
     backend serving a connection to it, read while it lives), or None when that server's
-    processes are not in this machine's /proc."""
+    processes are not in this machine's /proc (a pid of another machine's backend names
+    no process here, or one that is not PostgreSQL's)."""
     import asyncpg
 
     async def parent_of_backend() -> int | None:
@@ -396,7 +397,8 @@ def _postmaster(server: str) -> int | None:
             return None
         finally:
             await conn.close()
-        return int(stat.rpartition(")")[2].split()[1])
+        name, _, rest = stat.partition(" (")[2].rpartition(")")
+        return int(rest.split()[1]) if name.startswith("postgres") else None
 
     return asyncio.run(parent_of_backend())
 
