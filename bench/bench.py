@@ -5,10 +5,14 @@
     bash bench/run --only million [--rows N]   # phase 5 alone (a minute or two)
     bash bench/run --only sustained            # phase 4 alone (a minute per rate tried)
     bash bench/run --only cpu                  # phase 0 alone (about two minutes)
+    bash bench/run --scaling [POSTGRES_URL]    # SQLite, one and two instances on PostgreSQL
 
 Phase 0 is the figure that decides (issue "Performance, third round"): CPU per event end
 to end, fan-out 2, at 2,000 events/s, beside the bare server's CPU per request in the same
-rounds (bench/drain.py --end-to-end, bench/endtoend.py).
+rounds (bench/drain.py --end-to-end, bench/endtoend.py). ``--scaling`` takes saturation and
+that figure for one relay on SQLite and one and two on PostgreSQL (about seven minutes);
+on PostgreSQL it also counts the server's own CPU per event, apart, when its processes are
+on this machine.
 
 Phases 1 to 6, each on a fresh relay process with the SQLite store and one route fanning every
 event out to two sink servers (bench/sink.py, their own process):
@@ -74,11 +78,13 @@ class Mode:
     repeats: int
     #: lookups of each kind (send_id, contact) timed in the million-row store
     lookups: int = 20
+    #: pushes of each round of CPU per event end to end (at 2,000 a second)
+    cpu_events: int = 20_000
 
 
 FULL = Mode("full", 10, 64, 20, (500, 1000), 500, 60, (500, 1000, 1250, 1500, 1750, 2000),
             1_000_000, 3)
-SMOKE = Mode("smoke", 2, 16, 2, (100,), 100, 3, (100,), 2_000, 1)
+SMOKE = Mode("smoke", 2, 16, 2, (100,), 100, 3, (100,), 2_000, 1, cpu_events=300)
 
 
 def free_port() -> int:
@@ -375,12 +381,42 @@ async def _fresh_postgres(server: str) -> str:
     return server.rsplit("/", 1)[0] + "/" + name
 
 
+def _postmaster(server: str) -> int | None:
+    """The pid of the PostgreSQL server at ``server`` on this machine (the parent of the
+    backend serving a connection to it, read while it lives), or None when that server's
+    processes are not in this machine's /proc (a pid of another machine's backend names
+    no process here, or one that is not PostgreSQL's)."""
+    import asyncpg
+
+    async def parent_of_backend() -> int | None:
+        conn = await asyncpg.connect(server)
+        try:
+            backend = int(await conn.fetchval("SELECT pg_backend_pid()"))
+            stat = await asyncio.to_thread(Path(f"/proc/{backend}/stat").read_text)
+        except OSError:
+            return None
+        finally:
+            await conn.close()
+        name, _, rest = stat.partition(" (")[2].rpartition(")")
+        return int(rest.split()[1]) if name.startswith("postgres") else None
+
+    return asyncio.run(parent_of_backend())
+
+
 def scaling(bench: Bench, postgres: str, pushes_files: list[Path]) -> None:
     """Saturation with fan-out 2: one relay on SQLite, then one and two on PostgreSQL (two
-    instances each get their own wrk with half the connections and their own tokens)."""
-    rows = {}
+    instances each get their own wrk with half the connections and their own tokens); then
+    for each, CPU per event end to end at 2,000 events/s beside the bare server (the pushes
+    taking turns over the instances), with the PostgreSQL server's own CPU apart."""
+    rows: dict[str, dict[str, Any]] = {}
+    server = _postmaster(postgres)
+
+    def fresh(_work: Path) -> str:
+        return asyncio.run(_fresh_postgres(postgres))
+
     for label, store, count in (("sqlite x1", None, 1), ("postgresql x1", postgres, 1),
                                 ("postgresql x2", postgres, 2)):
+        print(f"{label}: saturation, then CPU per event end to end", flush=True)
         url = asyncio.run(_fresh_postgres(store)) if store else None
         with contextlib.ExitStack() as stack:
             bases = [stack.enter_context(bench.relay(url or bench.fresh_db()))
@@ -402,7 +438,12 @@ def scaling(bench: Bench, postgres: str, pushes_files: list[Path]) -> None:
                     rps += result["requests"] / (result["duration_us"] / 1e6)
                 totals.append(rps)
         totals.sort()
-        rows[label] = {"rps": totals[len(totals) // 2], "runs_rps": totals}
+        cpu = cpu_per_event(bench.mode.cpu_events, 2000, bench.mode.repeats, HERE.parent,
+                            store=fresh if store else None, instances=count,
+                            server=server if store else None)
+        bench.peak_rss.append(cpu["peak_rss_mb"])
+        rows[label] = {"rps": totals[len(totals) // 2], "runs_rps": totals,
+                       "cpu_per_event": cpu}
     bench.results["scaling"] = rows
 
 
@@ -542,29 +583,58 @@ def table(results: dict[str, Any]) -> str:
     if "big_store" in results:
         rows += _big_store_rows(results["big_store"])
     rows.append(("relay peak RSS", f"{results['peak_rss_mb']:.0f} MB", "target <= 200 MB"))
+    return _columns(rows)
+
+
+def scaling_table(results: dict[str, Any]) -> str:
+    """``bench/run --scaling``'s results: per store and instances, the saturation rate and
+    CPU per event end to end, the PostgreSQL server's own apart."""
+    rows = []
+    for label, row in results["scaling"].items():
+        spread = " / ".join(f"{rps:,.0f}" for rps in row["runs_rps"])
+        rows.append((f"saturation, fan-out 2, {label}", f"{row['rps']:,.0f} req/s",
+                     f"runs {spread}"))
+        rows += _cpu_rows(row["cpu_per_event"], f", {label}")
+    rows.append(("relay peak RSS", f"{results['peak_rss_mb']:.0f} MB", "target <= 200 MB"))
+    return _columns(rows)
+
+
+def _columns(rows: list[tuple[str, str, str]]) -> str:
     width = max(len(r[0]) for r in rows)
     second = max(len(r[1]) for r in rows)
     return "\n".join(f"{a:<{width}}  {b:<{second}}  {c}" for a, b, c in rows)
 
 
-def _cpu_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
-    if "cpu_per_event" not in results:
+def _runs(figures: list[float]) -> str:
+    return " / ".join(f"{us:.0f}" for us in figures)
+
+
+def _cpu_rows(cpu: dict[str, Any] | None, label: str = "") -> list[tuple[str, str, str]]:
+    """CPU per event end to end (``endtoend.measure``'s result) beside the bare server's
+    per request; where the PostgreSQL server was counted, its CPU per event apart and the
+    sum."""
+    if cpu is None:
         return []
-    cpu = results["cpu_per_event"]
-    spread = " / ".join(f"{us:.0f}" for us in cpu["runs_cpu_us"])
-    bare = " / ".join(f"{us:.0f}" for us in cpu["runs_bare_cpu_us"])
-    return [(f"CPU per event end to end ({cpu['rate']:,.0f}/s, fan-out 2)",
-             f"{cpu['cpu_us']:.0f} us/event (runs {spread})",
-             f"bare aiohttp {cpu['bare_cpu_us']:.0f} us/request (runs {bare}), "
-             f"{cpu['cpu_us'] / cpu['bare_cpu_us']:.1f} x bare (target <= 350 us)"
+    rows = [(f"CPU per event end to end ({cpu['rate']:,.0f}/s, fan-out 2){label}",
+             f"{cpu['cpu_us']:.0f} us/event (runs {_runs(cpu['runs_cpu_us'])})",
+             f"bare aiohttp {cpu['bare_cpu_us']:.0f} us/request (runs "
+             f"{_runs(cpu['runs_bare_cpu_us'])}), {cpu['cpu_us'] / cpu['bare_cpu_us']:.1f} x "
+             "bare" + ("" if label else " (target <= 350 us)")
              + ("" if cpu["all_delivered"] else "; NOT ALL DELIVERED"))]
+    if cpu.get("server_cpu_us") is not None:
+        rows.append((f"  PostgreSQL server's own CPU{label}",
+                     f"{cpu['server_cpu_us']:.0f} us/event (runs "
+                     f"{_runs(cpu['runs_server_cpu_us'])})",
+                     f"relay + server {cpu['cpu_us'] + cpu['server_cpu_us']:.0f} us/event"))
+    return rows
 
 
 def _speed_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    cpu = _cpu_rows(results.get("cpu_per_event"))
     if "saturation" not in results:
-        return _cpu_rows(results) + _sustained_rows(results)
+        return cpu + _sustained_rows(results)
     sat = results["saturation"]
-    rows = [*_cpu_rows(results),
+    rows = [*cpu,
             ("ingest at saturation, bare aiohttp", f"{sat['bare']['rps']:,.0f} req/s",
              _cpu(sat["bare"], "request")),
             ("ingest at saturation, relay (fan-out 2)", f"{sat['relay']['rps']:,.0f} req/s",
@@ -674,7 +744,7 @@ def main() -> int:
             if args.only in (None, "cpu"):
                 # the figure that decides (issue "Performance, third round")
                 bench.results["cpu_per_event"] = cpu_per_event(
-                    300 if args.smoke else 20_000, 2000, mode.repeats, HERE.parent, echo=False)
+                    mode.cpu_events, 2000, mode.repeats, HERE.parent, echo=False)
                 bench.peak_rss.append(bench.results["cpu_per_event"]["peak_rss_mb"])
             if args.only == "cpu":
                 return finish(bench, mode, started, mode.name + "-cpu")
@@ -701,8 +771,7 @@ def finish(bench: Bench, mode: Mode, started: float, kind: str) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "uvloop": _has("uvloop"), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if kind == "scaling":
-        for label, row in results["scaling"].items():
-            print(f"saturation, fan-out 2, {label:<14} {row['rps']:>8,.0f} req/s")
+        print(scaling_table(results))
     else:
         print(table(results))
     out_dir = HERE / "results"

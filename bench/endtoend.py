@@ -1,16 +1,20 @@
 """CPU per event end to end, beside the bare aiohttp server's CPU per request in the same
-round: ``bench/drain.py --end-to-end`` (its docstring says what is counted).
+round: ``bench/drain.py --end-to-end`` (its docstring says what is counted), and
+``bench/run --scaling`` with one or two relay instances on PostgreSQL, whose server's own
+CPU is counted apart (``server_cpu``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +22,17 @@ import aiohttp
 from drain import HERE, delivered, free_ports, thread_cpu
 from pushes import KEYS, Push, generate
 
+#: a fresh store for each round: an SQLite file in the round's folder when None
+StoreMaker = Callable[[Path], str]
 
-async def _push_all(base: str, pushes: list[Push], rate: float) -> dict[int, int]:
-    """Every push sent, push i due at start + i/rate (open loop); the statuses answered."""
+
+async def _push_all(bases: list[str], pushes: list[Push], rate: float) -> dict[int, int]:
+    """Every push sent, push i due at start + i/rate (open loop) to ``bases[i % len]``, as
+    a round-robin load balancer would; the statuses answered."""
     statuses: dict[int, int] = {}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
 
-        async def one(push: Push) -> None:
+        async def one(base: str, push: Push) -> None:
             try:
                 async with session.post(base + push.path, data=push.body,
                                         headers={"Content-Type": push.content_type}) as resp:
@@ -39,17 +47,17 @@ async def _push_all(base: str, pushes: list[Push], rate: float) -> dict[int, int
             delay = start + index / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(push)))
+            tasks.append(asyncio.create_task(one(bases[index % len(bases)], push)))
         await asyncio.gather(*tasks)
     return statuses
 
 
-def push_all(base: str, pushes: list[Push], rate: float) -> dict[int, int]:
+def push_all(bases: list[str], pushes: list[Push], rate: float) -> dict[int, int]:
     try:
         import uvloop
-        return uvloop.run(_push_all(base, pushes, rate))
+        return uvloop.run(_push_all(bases, pushes, rate))
     except ImportError:
-        return asyncio.run(_push_all(base, pushes, rate))
+        return asyncio.run(_push_all(bases, pushes, rate))
 
 
 def wait_listening(url: str, process: subprocess.Popen[bytes], log: Path | None) -> None:
@@ -74,7 +82,7 @@ def bare_round(pushes: list[Push], rate: float) -> float:
     try:
         wait_listening(f"http://127.0.0.1:{port}/", bare, None)
         before = sum(thread_cpu(bare.pid).values())
-        statuses = push_all(f"http://127.0.0.1:{port}", pushes, rate)
+        statuses = push_all([f"http://127.0.0.1:{port}"], pushes, rate)
         after = sum(thread_cpu(bare.pid).values())
     finally:
         bare.terminate()
@@ -83,59 +91,114 @@ def bare_round(pushes: list[Push], rate: float) -> float:
     return (after - before) * 1e6 / len(pushes)
 
 
-def relay_round(pushes: list[Push], rate: float, tree: Path,
-                profile: Path | None) -> dict[str, Any]:
+def relay_round(pushes: list[Push], rate: float, tree: Path, profile: Path | None,
+                store: StoreMaker | None = None, instances: int = 1,
+                server: int | None = None) -> dict[str, Any]:
     """The relay's CPU per event for ``pushes`` at ``rate``, from the first push until
-    both deliveries of each have arrived at the sinks."""
+    both deliveries of each accepted push have arrived at the sinks: all threads of all
+    ``instances`` relay processes, each with its own listener on one store (``store``'s,
+    or an SQLite file), the pushes taking turns over them. With ``server`` (the
+    PostgreSQL postmaster's pid), that server's CPU per event too, apart."""
     work = Path(tempfile.mkdtemp())
-    port, sink_a, sink_b = free_ports(3)
+    *ports, sink_a, sink_b = free_ports(instances + 2)
+    url = store(work) if store is not None else f"sqlite:///{work / 'relay.db'}"
     subhooks = "\n".join(f"  - {{path: /subhook/{p}, product: {p}, keys: [{k}]}}"
                          for p, k in KEYS.items())
-    config = work / "relay.yaml"
-    config.write_text(
-        f"listen: 127.0.0.1:{port}\nstore: sqlite:///{work / 'relay.db'}\n"
-        f"subhooks:\n{subhooks}\n"
-        "routes:\n  - name: all\n    destinations:\n"
-        f"      - {{name: a, url: 'http://127.0.0.1:{sink_a}/hook'}}\n"
-        f"      - {{name: b, url: 'http://127.0.0.1:{sink_b}/hook'}}\n"
-        "limits: {max_connections_per_address: 1024}\n", encoding="utf-8")
     sink = subprocess.Popen([sys.executable, str(HERE / "sink.py"), str(sink_a), str(sink_b)],
                             stdout=subprocess.PIPE)
     assert sink.stdout is not None
     sink.stdout.readline()  # "ready"
-    log = work / "relay.log"
-    relay = subprocess.Popen([sys.executable, "-m", "relay", "serve", "--config", str(config)],
-                             cwd=tree, stdout=subprocess.DEVNULL,
-                             stderr=open(log, "wb"))  # noqa: SIM115
+    relays: list[subprocess.Popen[bytes]] = []
     spy = None
     try:
-        wait_listening(f"http://127.0.0.1:{port}/healthz", relay, log)
+        for port in ports:
+            config, log = work / f"relay-{port}.yaml", work / f"relay-{port}.log"
+            config.write_text(
+                f"listen: 127.0.0.1:{port}\nstore: {url}\nsubhooks:\n{subhooks}\n"
+                "routes:\n  - name: all\n    destinations:\n"
+                f"      - {{name: a, url: 'http://127.0.0.1:{sink_a}/hook'}}\n"
+                f"      - {{name: b, url: 'http://127.0.0.1:{sink_b}/hook'}}\n"
+                "limits: {max_connections_per_address: 1024}\n", encoding="utf-8")
+            relays.append(subprocess.Popen(
+                [sys.executable, "-m", "relay", "serve", "--config", str(config)], cwd=tree,
+                stdout=subprocess.DEVNULL, stderr=open(log, "wb")))  # noqa: SIM115
+        for port, relay in zip(ports, relays, strict=True):
+            wait_listening(f"http://127.0.0.1:{port}/healthz", relay,
+                           work / f"relay-{port}.log")
         time.sleep(0.5)  # past the start's one-off work
-        wanted = 2 * len(pushes)
-        started, before = time.monotonic(), thread_cpu(relay.pid)
+        started = time.monotonic()
+        before, server_before = _relays_cpu(relays), _server_cpu(server)
         if profile is not None:
             spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record",
-                                    "--gil", "-p", str(relay.pid), "-d", "8", "-f", "raw",
+                                    "--gil", "-p", str(relays[0].pid), "-d", "8", "-f", "raw",
                                     "-o", str(profile), "-r", "200"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        statuses = push_all(f"http://127.0.0.1:{port}", pushes, rate)
-        deadline = time.monotonic() + 120
+        statuses = push_all([f"http://127.0.0.1:{port}" for port in ports], pushes, rate)
+        accepted = statuses.get(200, 0)
+        wanted, deadline = 2 * accepted, time.monotonic() + 120
         while (done := delivered(sink_a)) < wanted and time.monotonic() < deadline:
             time.sleep(0.01)
-        took, after = time.monotonic() - started, thread_cpu(relay.pid)
-        rss = _peak_rss_mb(relay.pid)
+        took, after = time.monotonic() - started, _relays_cpu(relays)
+        server_after = _server_cpu(server)
+        rss = max(_peak_rss_mb(relay.pid) for relay in relays)
         if spy is not None:
             spy.wait()
     finally:
-        relay.terminate()
-        relay.wait()
+        for relay in relays:
+            relay.terminate()
+        for relay in relays:
+            relay.wait()
         sink.terminate()
         sink.wait()
-    per_thread = {name: (after[name] - before.get(name, 0.0)) * 1e6 / len(pushes)
+    per_thread = {name: (after[name] - before.get(name, 0.0)) * 1e6 / max(accepted, 1)
                   for name in after}
+    server_us = (None if server_before is None or server_after is None
+                 else (server_after - server_before) * 1e6 / max(accepted, 1))
     return {"cpu_us": sum(per_thread.values()), "threads": per_thread, "took_s": took,
-            "delivered": done, "wanted": wanted, "ok": statuses.get(200, 0),
-            "statuses": statuses, "peak_rss_mb": rss}
+            "delivered": done, "wanted": wanted, "ok": accepted, "statuses": statuses,
+            "peak_rss_mb": rss, "instances": instances, "server_cpu_us": server_us}
+
+
+def _relays_cpu(relays: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU seconds of every thread of every relay process, summed by thread name."""
+    seconds: dict[str, float] = {}
+    for relay in relays:
+        for name, used in thread_cpu(relay.pid).items():
+            seconds[name] = seconds.get(name, 0.0) + used
+    return seconds
+
+
+def _server_cpu(postmaster: int | None) -> float | None:
+    """CPU seconds of a PostgreSQL server so far: the postmaster's own and its reaped
+    children's (utime, stime, cutime, cstime), and every live child's (its backends,
+    checkpointer, WAL writer, autovacuum...); None when its /proc cannot be read. A child
+    that ends between two readings moves from the live sum to the postmaster's reaped
+    figures when it is reaped, so the difference of two readings counts it once."""
+    if postmaster is None:
+        return None
+    total = 0.0
+    try:
+        total += sum(_stat(Path(f"/proc/{postmaster}/stat"))[11:15])
+    except (OSError, ValueError):
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat(entry / "stat")
+        except (OSError, ValueError):  # ended meanwhile
+            continue
+        if fields[1] == postmaster:
+            total += sum(fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _stat(path: Path) -> list[int]:
+    """The numeric fields of a /proc stat line after the command name (which may hold
+    spaces), from its 4th field (ppid) on: index 1 is the ppid, 11 to 14 utime, stime,
+    cutime and cstime in clock ticks."""
+    fields = path.read_text().rsplit(")", 1)[1].split()
+    return [0, *(int(f) for f in fields[1:15])]
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -146,29 +209,39 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def measure(events: int, rate: float, rounds: int, tree: Path,
-            profile: Path | None = None, echo: bool = True) -> dict[str, Any]:
+            profile: Path | None = None, echo: bool = True, store: StoreMaker | None = None,
+            instances: int = 1, server: int | None = None) -> dict[str, Any]:
     """``rounds`` rounds, each the bare server then the relay with its own pushes; the
-    medians, each round's figures, and whether every push was answered and delivered."""
-    relay_us, bare_us, runs, ok = [], [], [], True
+    medians, each round's figures, and whether every push was answered and delivered.
+    ``store``, ``instances`` and ``server`` as in ``relay_round``."""
+    relay_us, bare_us, server_us, runs, ok = [], [], [], [], True
     for index in range(rounds):
         pushes = generate(events, seed=int(time.time()) * 100 + index)
         bare = bare_round(pushes, rate)
-        run = relay_round(pushes, rate, tree, profile if index == 0 else None)
+        run = relay_round(pushes, rate, tree, profile if index == 0 else None, store,
+                          instances, server)
         run["bare_cpu_us"] = bare
         runs.append(run)
         relay_us.append(run["cpu_us"])
         bare_us.append(bare)
+        if run["server_cpu_us"] is not None:
+            server_us.append(run["server_cpu_us"])
         ok = ok and run["delivered"] >= run["wanted"] and run["ok"] == events
         threads = ", ".join(f"{name} {us:.1f}" for name, us in sorted(run["threads"].items())
                             if us >= 0.5)
         if echo:
-            print(f"round {index + 1}: relay {run['cpu_us']:.1f} CPU us/event ({threads}); "
-                  f"bare {bare:.1f} CPU us/request; {run['ok']}/{events} answered 200, "
-                  f"{run['delivered']}/{run['wanted']} delivered in {run['took_s']:.1f} s; "
-                  f"peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
-    return {"events": events, "rate": rate, "cpu_us": statistics.median(relay_us),
+            on_server = ("" if run["server_cpu_us"] is None
+                         else f"; PostgreSQL server {run['server_cpu_us']:.1f} CPU us/event")
+            print(f"round {index + 1}: relay {run['cpu_us']:.1f} CPU us/event ({threads})"
+                  f"{on_server}; bare {bare:.1f} CPU us/request; {run['ok']}/{events} "
+                  f"answered 200, {run['delivered']}/{run['wanted']} delivered in "
+                  f"{run['took_s']:.1f} s; peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
+    return {"events": events, "rate": rate, "instances": instances,
+            "cpu_us": statistics.median(relay_us),
             "bare_cpu_us": statistics.median(bare_us), "runs_cpu_us": relay_us,
-            "runs_bare_cpu_us": bare_us, "runs": runs, "all_delivered": ok,
+            "runs_bare_cpu_us": bare_us,
+            "server_cpu_us": statistics.median(server_us) if server_us else None,
+            "runs_server_cpu_us": server_us, "runs": runs, "all_delivered": ok,
             "peak_rss_mb": max(run["peak_rss_mb"] for run in runs)}
 
 
