@@ -60,13 +60,16 @@ async def make_bad_day_relay(tmp_path: Path, store_url: str,
     yield make
 
 
-def event(send_id: str, n: int = 0) -> dict[str, Any]:
+def event(send_id: str, n: int = 0, at: int | None = None) -> dict[str, Any]:
+    """An event of message ``send_id``; events of one message differ by ``n`` seconds
+    before ``at`` (now when None: pushes a second apart would then be the same event)."""
+    timestamp = (int(time.time()) if at is None else at) - n
     return signed("sms", {"events": "delivered", "address": "13800138000", "app": 1,
-                          "send_id": send_id, "timestamp": int(time.time()) - n})
+                          "send_id": send_id, "timestamp": timestamp})
 
 
-async def push(client: Client, send_id: str, n: int = 0) -> str:
-    response = await client.post("/subhook/sms", json=event(send_id, n))
+async def push(client: Client, send_id: str, n: int = 0, at: int | None = None) -> str:
+    response = await client.post("/subhook/sms", json=event(send_id, n, at))
     body = await response.json()
     assert response.status == 200, body
     return str(body["webhook_id"])
@@ -191,7 +194,8 @@ async def test_order_send_id_delivers_a_message_in_acceptance_order(
     assert client.app is not None
     # paused (this relay obeys at once), so every event is queued before any attempt
     await admin(client, "pause", "svc")
-    ids = [await push(client, "m1", n) for n in range(3)]
+    at = int(time.time())
+    ids = [await push(client, "m1", n, at) for n in range(3)]
     other = await push(client, "m2")
     sink.script = [503, 503, 503]
     await admin(client, "resume", "svc")

@@ -216,3 +216,23 @@ async def test_rows_whose_lease_was_rolled_back_are_not_sent_twice(
     await sink.wait_for(3)
     await wait_settled(client)
     assert sorted(json.loads(r.body)["send_id"] for r in sink.received) == ["s0", "s1", "s2"]
+
+
+async def test_a_row_claimed_again_while_its_attempt_is_recorded_is_not_stranded(
+        make_relay: MakeRelay, make_sink: MakeSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A claim may return a row whose attempt was just recorded (due again 10 ms later)
+    before the worker has let go of it: it is not sent twice, and the lease that claim
+    took (50 s by default) is freed, so the retry is made at once, not after the lease."""
+    record = SqliteStore.record
+
+    async def slow_to_return(self: SqliteStore, records: Any) -> None:
+        await record(self, records)
+        await asyncio.sleep(0.6)  # committed; the worker's polls claim meanwhile
+
+    monkeypatch.setattr(SqliteStore, "record", slow_to_return)
+    sink = await make_sink(script=[503])
+    client = await make_relay(route_to(("s", sink.url)))
+    webhook_id = await accept(client, event())
+    got = await sink.wait_for(2, within=5)
+    assert [r.headers["webhook-id"] for r in got] == [webhook_id] * 2
+    assert [r.headers["X-Relay-Attempt"] for r in got] == ["1", "2"]

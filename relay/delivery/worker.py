@@ -21,7 +21,8 @@ import contextlib
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from relay.config import Settings
 from relay.constants import CONTROL_POLL_S
@@ -68,6 +69,9 @@ class Worker:
         #: that returns one again (its lease rolled back with a failed group, or run out
         #: while the attempt was being recorded) must not start it twice
         self._held: set[int] = set()
+        #: held ids a claim returned again, with a lease of its own: freed once their
+        #: attempt is recorded, or they would wait for that lease to run out
+        self._reclaimed: set[int] = set()
         self._known: dict[str, Destination] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         #: attempt records written in groups (relay/delivery/settle.py)
@@ -137,7 +141,9 @@ class Worker:
         if not wants or self._stopping:
             return
         for delivery in await self.store.claim_due(wants, self.owner, now):
-            if delivery.id not in self._held:
+            if delivery.id in self._held:
+                self._reclaimed.add(delivery.id)
+            else:
                 self._held.add(delivery.id)
                 self._waiting[delivery.destination].append(delivery)
                 if wants[delivery.destination].probe:
@@ -234,7 +240,11 @@ class Worker:
             return
         self._waiting[name] = deque(d for d in waiting if d.id == probe)
         self._held.difference_update(dropped)
-        task = asyncio.create_task(self._unlease(dropped))
+        self._spawn(self._unlease(dropped))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task the worker waits for when it stops."""
+        task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -296,7 +306,21 @@ class Worker:
         except Exception:
             log.exception("delivery %s to %s failed to record", delivery.id, destination.name)
         finally:
-            self._held.discard(delivery.id)
+            if delivery.id in self._reclaimed:
+                self._spawn(self._free_reclaimed(delivery.id))
+            else:
+                self._held.discard(delivery.id)
+
+    async def _free_reclaimed(self, delivery_id: int) -> None:
+        """A delivery a claim took again while its attempt was being recorded: free that
+        claim's lease (as often as claims take it), then let it go, so that the next claim
+        sends it (its attempt is recorded: it is sent once per attempt, never twice)."""
+        try:
+            while delivery_id in self._reclaimed:
+                self._reclaimed.discard(delivery_id)
+                await self._unlease([delivery_id])
+        finally:
+            self._held.discard(delivery_id)
 
     def _release(self, destination: str) -> None:
         self.in_flight[destination] -= 1
