@@ -23,8 +23,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-from conftest import ROOT, Client, MakeRelay, MakeSink, eventually, signed, wait_settled
+from conftest import (
+    ROOT,
+    Client,
+    MakeRelay,
+    MakeSink,
+    eventually,
+    signed,
+    unavailable,
+    wait_settled,
+)
 from standardwebhooks import Webhook
 
 ENV = {"nats": "RELAY_TEST_NATS_URL", "amqp": "RELAY_TEST_AMQP_URL",
@@ -45,9 +53,7 @@ def server_url(kind: str) -> str:
         return url
     reason = (f"no {kind} server: set {ENV[kind]} (`bash {SCRIPTS[kind]} start DIR` installs "
               "Debian's package, starts one and prints its URL; .ci/run does it)")
-    if os.environ.get("RELAY_TEST_REQUIRE_BROKERS") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    unavailable(reason, "RELAY_TEST_REQUIRE_BROKERS")
 
 
 class PrivateServer:

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import pytest
@@ -24,6 +24,14 @@ from relay.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT.parent / "shared" / "subhook-docs"
+
+
+def unavailable(reason: str, required: str) -> NoReturn:
+    """A test whose server or browser is not here: skipped with ``reason``, or failed where
+    the environment variable ``required`` is 1 (.ci/run sets it: there it must be here)."""
+    if os.environ.get(required) == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 @pytest.fixture

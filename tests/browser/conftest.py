@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from conftest import unavailable
 from playwright.async_api import Browser, Page, async_playwright
 
 HERE = Path(__file__).resolve().parent
@@ -49,9 +50,7 @@ def chromium_path() -> Path:
         return path
     reason = (f"no Chromium at {path}: run `bash .ci/chromium` (installs Debian's chromium) "
               "or set RELAY_TEST_CHROMIUM to a Chromium binary")
-    if os.environ.get("RELAY_TEST_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    unavailable(reason, "RELAY_TEST_REQUIRE_BROWSER")
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
