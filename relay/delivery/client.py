@@ -213,9 +213,7 @@ async def send(
         return Outcome(Kind.RETRYABLE, None, f"timeout after {destination.timeout:g}s", elapsed())
     except asyncio.CancelledError:
         raise
-    except http1.HttpError as exc:
-        return Outcome(Kind.RETRYABLE, None, f"{type(exc).__name__}: {exc}", elapsed())
-    except OSError as exc:
+    except (http1.HttpError, OSError) as exc:
         return Outcome(Kind.RETRYABLE, None, f"{type(exc).__name__}: {exc}", elapsed())
     kind = classify(answer.status)
     error = None if kind == Kind.DELIVERED else f"HTTP {answer.status}"

@@ -226,9 +226,7 @@ class Worker:
                     self._wake_at(name, now + bucket.wait(now), now)
                     return
             self.in_flight[name] += 1
-            task = asyncio.create_task(self._deliver(waiting.popleft(), destination))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._deliver(waiting.popleft(), destination))
 
     def _drop_waiting(self, name: str) -> None:
         """Rows claimed for ``name`` that may not start now (paused, breaker open): let go,
@@ -257,11 +255,8 @@ class Worker:
 
     def _changed(self, name: str, before: State, after: State, now: float) -> None:
         """A destination's state changed: log it, report it to the store, alert."""
-        task = asyncio.create_task(controls.changed(
-            self.store, name, before, after, self.health, self._known.get(name),
-            self.alerter, now))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(controls.changed(self.store, name, before, after, self.health,
+                                     self._known.get(name), self.alerter, now))
 
     async def _orphan(self, name: str, now: float, margin: float) -> None:
         """Deliveries to a destination no config names any more become dead letters."""
